@@ -1,0 +1,1 @@
+"""CIFAR-10 loading, caching and the offline augmentation store."""
