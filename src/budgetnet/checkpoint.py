@@ -26,9 +26,20 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
         torch.save(payload, tmp)
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Read a checkpoint safely (no code runs), refusing files that are not budgetnet checkpoints."""
+def resolve_checkpoint(path: str | Path) -> Path:
+    """The checkpoint a user means: the file itself, or a run directory's `checkpoints/last.pt`."""
     path = Path(path)
+    if path.is_dir():
+        last = path / "checkpoints" / "last.pt"
+        if not last.is_file():
+            raise CheckpointError(f"{path} is a directory but holds no checkpoints/last.pt (is it a run directory?)")
+        return last
+    return path
+
+
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint (or a run directory's last one) safely: no code runs, foreign files are refused."""
+    path = resolve_checkpoint(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
