@@ -12,6 +12,9 @@ from budgetnet.errors import BudgetnetError
 # each verb lives in budgetnet.cli.<module> and exposes register(subparsers)
 VERB_MODULES = (
     "arch",
+    "predict",
+    "export",
+    "quantize",
 )
 
 USAGE_ERROR = 2  # exit code for bad flags, values, specs or files

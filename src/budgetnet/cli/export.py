@@ -1,0 +1,49 @@
+"""`budgetnet export RUN_DIR --format onnx`: an ONNX file with metadata, checked against PyTorch."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+TOLERANCE = 1e-4  # max abs logit difference allowed between onnxruntime and PyTorch
+
+
+def register(verbs: argparse._SubParsersAction) -> None:
+    """Add `export` to the CLI."""
+    p = verbs.add_parser("export", help="export a trained model to ONNX and check it against PyTorch")
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory or a .pt checkpoint")
+    p.add_argument("--format", choices=["onnx"], default="onnx", help="export format (only onnx)")
+    p.add_argument("--out", metavar="FILE", help="output file (default RUN_DIR/export/model.onnx)")
+    p.add_argument("--data", metavar="PATH", help="dataset for the check images (default: the run's recorded one)")
+    p.set_defaults(run=run)
+
+
+def default_export_path(run_dir: str | Path, name: str) -> Path:
+    """RUN_DIR/export/NAME for a run directory, or NAME beside a checkpoint file's run directory."""
+    run_dir = Path(run_dir)
+    base = run_dir if run_dir.is_dir() else run_dir.parent.parent if run_dir.parent.name == "checkpoints" else run_dir.parent
+    return base / "export" / name
+
+
+def export_checked(run_dir: str | Path, out: Path, data: str | None) -> tuple[float, str]:
+    """Export, then compare onnxruntime with PyTorch on real images: (max abs diff, what the images were)."""
+    from budgetnet.checkpoint import load_checkpoint, resolve_checkpoint
+    from budgetnet.deploy.onnx_export import export_onnx, file_sha256, max_logit_diff, open_onnx
+    from budgetnet.deploy.rundata import test_reference
+
+    checkpoint = resolve_checkpoint(run_dir)
+    state = load_checkpoint(checkpoint)
+    export_onnx(state, out, file_sha256(checkpoint))
+    session, _ = open_onnx(out)
+    reference = test_reference(state, data)
+    return max_logit_diff(state, session, reference.images), reference.description
+
+
+def run(args: argparse.Namespace) -> int:
+    """Export and check; exit 1 if onnxruntime and PyTorch disagree beyond the tolerance."""
+    out = Path(args.out) if args.out else default_export_path(args.run_dir, "model.onnx")
+    diff, described = export_checked(args.run_dir, out, args.data)
+    print(f"wrote {out} ({out.stat().st_size:,} bytes, opset 20, dynamic batch)")
+    verdict = "OK" if diff <= TOLERANCE else "MISMATCH"
+    print(f"check on {described}: max |onnxruntime - pytorch| logit = {diff:.2e} (tolerance {TOLERANCE:g}) {verdict}")
+    return 0 if diff <= TOLERANCE else 1

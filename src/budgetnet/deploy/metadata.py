@@ -1,0 +1,67 @@
+"""What a budgetnet ONNX file says about itself (its metadata_props), written and checked here.
+
+Every value is a string; structured values are JSON. The model's input is float32
+(N, 3, 32, 32) normalised as (pixels / 255 - mean) / std, with mean and std read from here.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from budgetnet.errors import CheckpointError
+
+ONNX_KIND = "budgetnet-onnx"
+ONNX_FORMAT = 1  # bump when the metadata or input/output layout changes; older readers then refuse
+INPUT_NAME = "input"
+OUTPUT_NAME = "logits"
+PREFIX = "budgetnet."
+
+
+def export_metadata(state: dict[str, Any], precision: str, checkpoint_sha256: str) -> dict[str, str]:
+    """The metadata_props for an export of the checkpoint `state` at `precision` ("fp32" or "int8")."""
+    from budgetnet import __version__
+
+    data = state.get("data") or {}
+    if "classes" not in data or "mean" not in data or "std" not in data:
+        raise CheckpointError("the checkpoint's 'data' entry lacks classes, mean or std; cannot export it")
+    fields = {
+        "kind": ONNX_KIND,
+        "format": str(ONNX_FORMAT),
+        "version": __version__,
+        "precision": precision,
+        "arch": str(state.get("arch", "custom")),
+        "classes": json.dumps(list(data["classes"])),
+        "mean": json.dumps([float(v) for v in data["mean"]]),
+        "std": json.dumps([float(v) for v in data["std"]]),
+        "spec": json.dumps(state["spec"], sort_keys=True),
+        "recipe": json.dumps(state.get("recipe", {}), sort_keys=True),
+        "data_source": json.dumps(data.get("source", {}), sort_keys=True),
+        "epoch": str(state.get("epoch", "")),
+        "checkpoint_sha256": checkpoint_sha256,
+        "input": f"{INPUT_NAME}: float32 (N, 3, 32, 32), (pixels / 255 - mean) / std, RGB",
+        "output": f"{OUTPUT_NAME}: float32 (N, {len(data['classes'])}), unnormalised class scores",
+    }
+    return {PREFIX + k: v for k, v in fields.items()}
+
+
+def read_export_metadata(props: dict[str, str], name: str) -> dict[str, Any]:
+    """Check and decode metadata_props of the file `name`; refuses foreign and too-new files."""
+    if props.get(PREFIX + "kind") != ONNX_KIND:
+        raise CheckpointError(f"{name} is an ONNX model but not a budgetnet export (no budgetnet metadata)")
+    try:
+        fmt = int(props.get(PREFIX + "format", ""))
+    except ValueError:
+        fmt = None
+    if fmt is None or fmt > ONNX_FORMAT:
+        raise CheckpointError(
+            f"{name} has export format {props.get(PREFIX + 'format')!r}, newer than this budgetnet reads "
+            f"({ONNX_FORMAT}); upgrade budgetnet to load it"
+        )
+    try:
+        meta = {k[len(PREFIX) :]: v for k, v in props.items() if k.startswith(PREFIX)}
+        for key in ("classes", "mean", "std", "spec", "recipe", "data_source"):
+            meta[key] = json.loads(meta[key])
+    except (KeyError, json.JSONDecodeError) as e:
+        raise CheckpointError(f"{name} has damaged budgetnet metadata ({type(e).__name__}: {e})") from None
+    return meta

@@ -1,0 +1,116 @@
+"""Classify image files with a run directory, a checkpoint or an ONNX export, in batches.
+
+Images of any size or mode go through budgetnet.data.images' documented policy (to RGB,
+shorter side resized to 32, centre crop); the normalisation comes from the model's own metadata.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from budgetnet.data.images import IMAGE_SUFFIXES, read_image
+from budgetnet.errors import DataError
+
+
+@dataclass(frozen=True)
+class Classifier:
+    """A loaded model: uint8 (N, 3, 32, 32) images in, logits out, with its class names."""
+
+    classes: tuple[str, ...]  # class names in label order
+    mean: tuple[float, ...]  # per-channel normalisation, 0-1 units
+    std: tuple[float, ...]
+    backend: str  # "pytorch" or "onnxruntime"
+    logits: Callable[[np.ndarray], np.ndarray]  # uint8 (N, 3, 32, 32) -> float32 (N, classes)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The top-k classes of one file, most probable first."""
+
+    path: str
+    top: tuple[tuple[str, float], ...]  # (class name, probability)
+
+
+def load_classifier(path: str | Path) -> Classifier:
+    """Load a run directory or `.pt` checkpoint (PyTorch) or a `.onnx` export (onnxruntime)."""
+    path = Path(path)
+    if path.suffix.lower() == ".onnx":
+        return _onnx_classifier(path)
+    return _torch_classifier(path)
+
+
+def _torch_classifier(path: Path) -> Classifier:
+    import torch
+
+    from budgetnet.checkpoint import load_checkpoint, model_from_checkpoint
+    from budgetnet.data.normalize import normalize
+
+    state = load_checkpoint(path)
+    model = model_from_checkpoint(state)
+    data = state.get("data") or {}
+    mean, std = tuple(data["mean"]), tuple(data["std"])
+
+    def logits(images: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return model(normalize(torch.from_numpy(images), mean, std)).numpy()
+
+    return Classifier(tuple(data["classes"]), mean, std, "pytorch", logits)
+
+
+def _onnx_classifier(path: Path) -> Classifier:
+    from budgetnet.deploy.onnx_export import onnx_logits, open_onnx
+
+    session, meta = open_onnx(path)
+    mean = np.asarray(meta["mean"], dtype=np.float32).reshape(1, -1, 1, 1)
+    std = np.asarray(meta["std"], dtype=np.float32).reshape(1, -1, 1, 1)
+
+    def logits(images: np.ndarray) -> np.ndarray:
+        return onnx_logits(session, (images.astype(np.float32) / 255.0 - mean) / std)
+
+    return Classifier(tuple(meta["classes"]), tuple(meta["mean"]), tuple(meta["std"]), "onnxruntime", logits)
+
+
+def expand_inputs(inputs: Sequence[str | Path]) -> list[Path]:
+    """Files as given, and every PNG/JPEG below each given directory (sorted); missing paths kept."""
+    files: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            files.extend(sorted(p for p in item.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES))
+        else:
+            files.append(item)  # a missing or unreadable file is reported when it is read
+    return files
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax, stable for large logits."""
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def classify_files(
+    model: Classifier, files: Sequence[Path], top_k: int = 5, batch_size: int = 256
+) -> Iterator[Prediction | DataError]:
+    """Classify `files` in batches, yielding a Prediction or the DataError of each file, in order."""
+    k = max(1, min(top_k, len(model.classes)))
+    for start in range(0, len(files), batch_size):
+        results: list[Prediction | DataError | None] = []
+        images, slots = [], []
+        for path in files[start : start + batch_size]:
+            try:
+                images.append(read_image(path))
+                slots.append(len(results))
+                results.append(None)
+            except DataError as e:
+                results.append(e)
+        if images:
+            probs = softmax(model.logits(np.stack(images)).astype(np.float64))
+            for slot, row in zip(slots, probs):
+                order = np.argsort(-row, kind="stable")[:k]
+                top = tuple((model.classes[i], float(row[i])) for i in order)
+                results[slot] = Prediction(str(files[start + slot]), top)
+        yield from results  # type: ignore[misc]
