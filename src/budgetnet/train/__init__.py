@@ -1,0 +1,1 @@
+"""Training and evaluation as plain functions: recipe, LR schedule, loop, run directory."""

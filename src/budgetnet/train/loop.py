@@ -1,0 +1,227 @@
+"""Training and evaluation as plain functions: `train_one_epoch`, `evaluate`, `fit`."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from budgetnet.train.batches import ImageSet, Normalizer, augment_generator, batch_slices, epoch_order, gather
+from budgetnet.train.recipe import Recipe
+from budgetnet.train.schedule import lr_at
+
+EVAL_BATCH = 500  # images per evaluation forward pass; memory only, results do not depend on it
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the weights from before that step are not saved over."""
+
+    def __init__(self, epoch: int, step: int, loss: float) -> None:
+        super().__init__(f"training loss became {loss} at epoch {epoch + 1}, step {step + 1}")
+        self.epoch, self.step, self.loss = epoch, step, loss
+
+
+@dataclass
+class StopRequest:
+    """Set `requested` (e.g. from a SIGINT handler) and training stops after the current step."""
+
+    requested: bool = False
+
+
+@dataclass
+class EpochProgress:
+    """How far an epoch got: enough to continue it exactly after an interruption."""
+
+    epoch: int  # 0-based epoch this progress belongs to
+    step: int = 0  # optimiser steps already taken in this epoch
+    loss_sum: float = 0.0  # sum over seen images of the per-image training loss
+    correct: int = 0  # training images classified correctly so far
+    seen: int = 0  # training images seen so far
+    seconds: float = 0.0  # training wall time spent so far in this epoch
+    augment_state: torch.Tensor | None = None  # online augmentation generator state, None when unused
+
+    def to_state(self) -> dict[str, Any]:
+        """Tensors and plain numbers only, so the checkpoint loads with weights_only=True."""
+        return {k: v for k, v in self.__dict__.items()}
+
+
+class Interrupted(Exception):
+    """Training stopped on request; `progress` says where (None: at an epoch boundary)."""
+
+    def __init__(self, epoch: int, progress: EpochProgress | None) -> None:
+        super().__init__(f"interrupted in epoch {epoch + 1}")
+        self.epoch, self.progress = epoch, progress
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Mean loss, accuracy (0-1) and every prediction of one evaluation pass."""
+
+    loss: float
+    accuracy: float
+    predictions: np.ndarray = field(repr=False)  # int64 (N,) predicted class per image
+
+
+def _autocast(device: torch.device, precision: str) -> torch.autocast:
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def train_one_epoch(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    recipe: Recipe,
+    train: ImageSet,
+    normalizer: Normalizer,
+    epoch: int,
+    device: torch.device,
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    progress: EpochProgress | None = None,
+    stop: StopRequest | None = None,
+    show_bar: bool = True,
+) -> EpochProgress:
+    """Run (or continue) one epoch of SGD; raises TrainingDiverged or Interrupted, else returns the totals."""
+    from tqdm import tqdm
+
+    progress = progress or EpochProgress(epoch)
+    order = epoch_order(len(train), epoch, recipe.seed)
+    slices = batch_slices(len(order), recipe.batch_size)
+    generator = None
+    if augment is not None:
+        generator = augment_generator(recipe.seed, epoch)
+        if progress.augment_state is not None:
+            generator.set_state(progress.augment_state)
+    model.train()
+    bar = tqdm(total=len(slices), initial=progress.step, desc=f"epoch {epoch + 1}/{recipe.epochs}",
+               unit="step", disable=not show_bar, leave=False, dynamic_ncols=True)
+    start = time.perf_counter() - progress.seconds
+    for step in range(progress.step, len(slices)):
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(recipe, epoch, step, len(slices))
+        images, labels = gather(train, order[slices[step]])
+        images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        if generator is not None:
+            images = augment(images, generator)
+        with _autocast(device, recipe.precision):
+            logits = model(normalizer(images))
+        loss = F.cross_entropy(logits.float(), labels, label_smoothing=recipe.label_smoothing)
+        loss_value = loss.item()
+        if not np.isfinite(loss_value):
+            bar.close()
+            raise TrainingDiverged(epoch, step, loss_value)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        n = len(labels)
+        progress.step, progress.seen = step + 1, progress.seen + n
+        progress.loss_sum += loss_value * n
+        progress.correct += int((logits.argmax(1) == labels).sum())
+        progress.seconds = time.perf_counter() - start
+        bar.update(1)
+        if step % 20 == 0 or step + 1 == len(slices):
+            bar.set_postfix(loss=f"{progress.loss_sum / progress.seen:.3f}",
+                            acc=f"{progress.correct / progress.seen:.3f}",
+                            img_s=f"{progress.seen / max(progress.seconds, 1e-9):.0f}")
+        if stop is not None and stop.requested and step + 1 < len(slices):
+            bar.close()
+            progress.augment_state = generator.get_state() if generator is not None else None
+            raise Interrupted(epoch, progress)
+    bar.close()
+    return progress
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    data: ImageSet,
+    normalizer: Normalizer,
+    device: torch.device,
+    precision: str = "fp32",
+    tta: bool = False,
+    batch_size: int = EVAL_BATCH,
+) -> EvalResult:
+    """Mean cross-entropy and accuracy on `data`; `tta` averages the softmax of the image and its mirror."""
+    model.eval()
+    loss_sum, predictions = 0.0, []
+    for start in range(0, len(data), batch_size):
+        index = torch.arange(start, min(len(data), start + batch_size))
+        images, labels = gather(data, index)
+        images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+        x = normalizer(images)
+        with _autocast(device, precision):
+            logits = model(x).float()
+            if tta:
+                probs = (logits.softmax(1) + model(x.flip(3)).float().softmax(1)) / 2
+        if tta:
+            loss_sum += float(F.nll_loss(probs.clamp_min(1e-12).log(), labels, reduction="sum"))
+            predictions.append(probs.argmax(1).cpu())
+        else:
+            loss_sum += float(F.cross_entropy(logits, labels, reduction="sum"))
+            predictions.append(logits.argmax(1).cpu())
+    pred = torch.cat(predictions).numpy() if predictions else np.zeros(0, dtype=np.int64)
+    labels = np.asarray(data.labels.cpu() if isinstance(data.labels, torch.Tensor) else data.labels)
+    n = max(len(data), 1)
+    return EvalResult(loss_sum / n, float((pred == labels).sum()) / n, pred)
+
+
+def epoch_metrics(
+    progress: EpochProgress, lr: float, test: EvalResult, val: EvalResult | None, seconds: float
+) -> dict[str, Any]:
+    """One `metrics.jsonl` line: 1-based epoch, train/test (and val) loss and accuracy, lr, time, speed."""
+    metrics: dict[str, Any] = {
+        "epoch": progress.epoch + 1,
+        "train_loss": progress.loss_sum / max(progress.seen, 1),
+        "train_acc": progress.correct / max(progress.seen, 1),
+        "test_loss": test.loss,
+        "test_acc": test.accuracy,
+    }
+    if val is not None:
+        metrics.update(val_loss=val.loss, val_acc=val.accuracy)
+    metrics.update(lr=lr, seconds=seconds, images_per_s=progress.seen / max(progress.seconds, 1e-9))
+    return metrics
+
+
+def fit(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    recipe: Recipe,
+    train: ImageSet,
+    test: ImageSet,
+    normalizer: Normalizer,
+    device: torch.device,
+    val: ImageSet | None = None,
+    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    start_epoch: int = 0,
+    progress: EpochProgress | None = None,
+    on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
+    on_interrupt: Callable[[Interrupted], None] | None = None,
+    stop: StopRequest | None = None,
+    show_bar: bool = True,
+) -> list[dict[str, Any]]:
+    """Train from `start_epoch` (continuing `progress` if given) to `recipe.epochs`; returns each epoch's metrics."""
+    history = []
+    for epoch in range(start_epoch, recipe.epochs):
+        started = time.perf_counter() - (progress.seconds if progress is not None else 0.0)
+        try:
+            done = train_one_epoch(model, optimizer, recipe, train, normalizer, epoch, device,
+                                   augment, progress, stop, show_bar)
+        except Interrupted as e:
+            if on_interrupt is not None:
+                on_interrupt(e)
+            raise
+        progress = None
+        lr = optimizer.param_groups[0]["lr"]
+        test_result = evaluate(model, test, normalizer, device, recipe.precision)
+        val_result = evaluate(model, val, normalizer, device, recipe.precision) if val is not None else None
+        metrics = epoch_metrics(done, lr, test_result, val_result, time.perf_counter() - started)
+        history.append(metrics)
+        if on_epoch_end is not None:
+            on_epoch_end(metrics)
+        if stop is not None and stop.requested and epoch + 1 < recipe.epochs:
+            raise Interrupted(epoch + 1, None)
+    return history

@@ -1,0 +1,71 @@
+"""From a loaded CIFAR-10 to the train/val/test row sets and normalisation a recipe asks for."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from budgetnet.train.batches import ImageSet, Normalizer, stream_seed
+from budgetnet.train.recipe import Recipe, RecipeError
+
+_VAL_SALT = 0x7A1_5E7
+STORE_SEED = 0  # the offline store is the dataset, built once; the run seed varies init and order only
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """Everything a run trains and evaluates on."""
+
+    train: ImageSet  # training rows (augmented copies included for "offline")
+    test: ImageSet  # the official test set, reported, never used to choose anything
+    val: ImageSet | None  # held-out original training images, None without --val-split
+    normalizer: Normalizer
+    info: dict[str, Any]  # what data.json records
+    val_indices: list[int]  # the held-out original training images, by index
+
+
+def choose_val(originals: int, count: int, seed: int) -> np.ndarray:
+    """`count` original-image indices held out for validation, a seeded choice, sorted."""
+    if count >= originals:
+        raise RecipeError(f"--val-split {count} leaves no training images (only {originals} available)")
+    generator = torch.Generator().manual_seed(stream_seed(seed, 0, _VAL_SALT))
+    return np.sort(torch.randperm(originals, generator=generator)[:count].numpy())
+
+
+def prepare_data(data: Any, recipe: Recipe, device: torch.device, progress: bool = True) -> PreparedData:
+    """Build the row sets for `recipe` from a CifarData (the offline store is loaded or built here)."""
+    from budgetnet.data.normalize import channel_stats
+
+    originals = len(data.train_labels) if recipe.subset is None else min(recipe.subset, len(data.train_labels))
+    val_idx = choose_val(originals, recipe.val_split, recipe.seed) if recipe.val_split else np.zeros(0, np.int64)
+    if recipe.augment == "offline":
+        from budgetnet.data import load_or_build_store
+
+        store = load_or_build_store(data, seed=STORE_SEED, subset=recipe.subset, device=device, progress=progress)
+        mean, std = store.manifest["mean"], store.manifest["std"]
+        # a held-out image leaves with all its copies, or its augmentations would leak into validation
+        rows = np.flatnonzero(~np.isin(store.origin, val_idx)) if len(val_idx) else None
+        train = ImageSet(store.images, store.labels, rows)
+    else:
+        images, labels = data.train_images[:originals], data.train_labels[:originals]
+        mean, std = channel_stats(images)
+        rows = np.setdiff1d(np.arange(originals), val_idx) if len(val_idx) else None
+        train = ImageSet(images, labels, rows)
+    val = None
+    if len(val_idx):
+        val = ImageSet(np.ascontiguousarray(data.train_images[val_idx]), np.asarray(data.train_labels[val_idx]))
+    info = {
+        "classes": list(data.classes),
+        "mean": [float(m) for m in mean],
+        "std": [float(s) for s in std],
+        "source": data.source,
+        "augment": recipe.augment,
+        "subset": recipe.subset,
+        "val_split": recipe.val_split,
+        "train_rows": len(train),
+    }
+    test = ImageSet(data.test_images, data.test_labels)
+    return PreparedData(train, test, val, Normalizer(tuple(info["mean"]), tuple(info["std"])), info, val_idx.tolist())

@@ -1,0 +1,123 @@
+"""The training recipe: one frozen dataclass, a table of named recipes, and its JSON form."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from budgetnet.errors import BudgetnetError
+
+AUGMENT_MODES = ("offline", "online", "none")
+PRECISIONS = ("fp32", "bf16")
+PAPER_EPOCHS = 50  # the paper's final schedule length
+PAPER_SAMPLES = 300_000  # 50k originals + 5 offline-augmented copies
+
+
+class RecipeError(BudgetnetError):
+    """A recipe value that cannot be trained with."""
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything that decides what a training run computes (the device only decides how fast)."""
+
+    name: str = "paper"  # the named recipe these values started from
+    epochs: int = 50  # passes over the training rows
+    batch_size: int = 32  # images per optimiser step
+    lr: float = 0.1  # peak learning rate, per step, for the summed-mean cross-entropy
+    momentum: float = 0.9  # SGD momentum coefficient
+    weight_decay: float = 1e-4  # L2 coefficient applied by SGD to every parameter
+    milestones: tuple[int, ...] = (15, 25, 35, 45)  # epochs (0-based starts) at which lr is multiplied by gamma
+    gamma: float = 0.1  # lr multiplier at each milestone
+    warmup_epochs: float = 0.0  # epochs of linear lr warm-up from 0 (0 = none, as in the paper)
+    label_smoothing: float = 0.0  # cross-entropy target smoothing, 0-1
+    augment: str = "offline"  # "offline": the 6x store; "online": flip+crop per batch; "none"
+    seed: int = 0  # seeds init, epoch order and online augmentation (the offline store always uses seed 0)
+    subset: int | None = None  # train on the first N original training images only (None = all)
+    val_split: int = 0  # original training images held out, with their augmented copies, for validation
+    precision: str = "fp32"  # "fp32" or "bf16" autocast for the forward pass
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
+        checks = [
+            (self.epochs >= 1, f"epochs must be at least 1, got {self.epochs}"),
+            (self.batch_size >= 1, f"batch size must be at least 1, got {self.batch_size}"),
+            (self.lr > 0, f"lr must be positive, got {self.lr}"),
+            (0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}"),
+            (self.weight_decay >= 0, f"weight decay must be non-negative, got {self.weight_decay}"),
+            (all(m > 0 for m in self.milestones), f"milestones must be positive epochs, got {list(self.milestones)}"),
+            (list(self.milestones) == sorted(set(self.milestones)), "milestones must be strictly increasing"),
+            (self.gamma > 0, f"gamma must be positive, got {self.gamma}"),
+            (self.warmup_epochs >= 0, f"warm-up epochs must be non-negative, got {self.warmup_epochs}"),
+            (0 <= self.label_smoothing < 1, f"label smoothing must be in [0, 1), got {self.label_smoothing}"),
+            (self.augment in AUGMENT_MODES, f"augment must be one of {', '.join(AUGMENT_MODES)}, got {self.augment!r}"),
+            (self.subset is None or self.subset >= 1, f"subset must be at least 1, got {self.subset}"),
+            (self.val_split >= 0, f"val split must be non-negative, got {self.val_split}"),
+            (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise RecipeError(message)
+
+    def replace(self, **changes: Any) -> Recipe:
+        """A copy with `changes` applied and validated; None values are ignored."""
+        return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict that `from_dict` turns back into an equal recipe."""
+        d = dataclasses.asdict(self)
+        d["milestones"] = list(self.milestones)
+        return d
+
+    def to_json(self) -> str:
+        """The recipe as indented JSON."""
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Recipe:
+        """Rebuild a recipe from `to_dict` output, refusing unknown fields."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise RecipeError(f"unknown recipe field(s) {', '.join(unknown)}")
+        return cls(**data)
+
+    def samples_per_epoch(self, originals: int) -> int:
+        """Training rows per epoch when `originals` training images are available before subset/val split."""
+        n = min(originals, self.subset) if self.subset is not None else originals
+        n -= self.val_split
+        return 6 * n if self.augment == "offline" else n
+
+    def scaled_down_reasons(self, originals: int = 50_000) -> list[str]:
+        """Why this run is smaller than the paper's (empty when it is the full regimen)."""
+        reasons = []
+        if self.epochs < PAPER_EPOCHS:
+            reasons.append(f"{self.epochs} epochs instead of {PAPER_EPOCHS}")
+        if self.subset is not None:
+            reasons.append(f"a subset of the first {self.subset} training images")
+        samples = self.samples_per_epoch(originals)
+        if samples < PAPER_SAMPLES:
+            reasons.append(f"{samples:,} training samples per epoch instead of {PAPER_SAMPLES:,}")
+        return reasons
+
+
+RECIPES: dict[str, Recipe] = {
+    # section 2.2: SGD(0.9, wd 1e-4), lr 0.1 x0.1 at 15/25/35/45, 50 epochs, batch 32, 300k offline store
+    "paper": Recipe(),
+}
+
+
+def get_recipe(name: str) -> Recipe:
+    """The named recipe, or a RecipeError listing the known names."""
+    try:
+        return RECIPES[name]
+    except KeyError:
+        raise RecipeError(f"unknown recipe {name!r}; known: {', '.join(RECIPES)}") from None
+
+
+def scale_milestones(milestones: tuple[int, ...], epochs: int, reference_epochs: int = PAPER_EPOCHS) -> tuple[int, ...]:
+    """Milestones moved proportionally from a `reference_epochs` schedule to an `epochs` one."""
+    scaled = (round(m * epochs / reference_epochs) for m in milestones)
+    return tuple(sorted({m for m in scaled if 0 < m < epochs}))
