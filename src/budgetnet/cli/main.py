@@ -15,6 +15,8 @@ VERB_MODULES = (
     "predict",
     "export",
     "quantize",
+    "data",
+    "augment",
 )
 
 USAGE_ERROR = 2  # exit code for bad flags, values, specs or files
