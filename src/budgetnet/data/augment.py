@@ -125,9 +125,9 @@ def rotate(images: torch.Tensor, angles: torch.Tensor, flips: torch.Tensor | Non
     zero = torch.zeros_like(cos)
     # affine_grid maps output coordinates to input ones, so this is a counter-clockwise rotation
     matrix = torch.stack([torch.stack([cos, -sin, zero], 1), torch.stack([sin, cos, zero], 1)], 1)
-    if flips is not None:  # sampling at (-x, y) mirrors the input before rotating it
+    if flips is not None:  # negating the input x coordinate mirrors the input before rotating it
         sign = 1 - 2 * flips.to(images.device, torch.float32)
-        matrix[:, :, 0] *= sign.view(-1, 1)
+        matrix[:, 0, :] *= sign.view(-1, 1)
     grid = F.affine_grid(matrix, list(images.shape), align_corners=False)
     out = F.grid_sample(images.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
     return _to_uint8(out)
@@ -146,8 +146,8 @@ def color_matrix(factors: torch.Tensor, hue_shifts: torch.Tensor) -> torch.Tenso
     angle = hue_shifts.double() * (2 * math.pi)
     cos, sin = angle.cos(), angle.sin()
     rot = torch.zeros(n, 3, 3, dtype=torch.float64)
-    rot[:, 0, 0] = 1  # luma is kept; the chroma plane (I, Q) turns
-    rot[:, 1, 1], rot[:, 1, 2], rot[:, 2, 1], rot[:, 2, 2] = cos, -sin, sin, cos
+    rot[:, 0, 0] = 1  # luma is kept; the chroma plane (I, Q) turns, in the sense that takes red towards yellow
+    rot[:, 1, 1], rot[:, 1, 2], rot[:, 2, 1], rot[:, 2, 2] = cos, sin, -sin, cos
     to_yiq = torch.tensor(_RGB_TO_YIQ, dtype=torch.float64)
     return torch.linalg.inv(to_yiq) @ rot @ to_yiq @ saturation
 

@@ -87,4 +87,4 @@ def download_cifar(cache_dir: Path, opener: Callable[[str], BinaryIO] = urllib.r
     archive = folder / ARCHIVE
     if not archive.is_file():
         fetch(URL, archive, opener)
-    return verify_and_extract(archive, folder)
+    return verify_and_extract(archive, folder, ARCHIVE_MD5)

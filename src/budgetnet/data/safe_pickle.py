@@ -15,6 +15,13 @@ import numpy as np
 from budgetnet.errors import DataError
 
 
+def _latin1_bytes(text: str, encoding: str = "latin1") -> bytes:
+    """What Python 3 protocol-2 pickles call to rebuild bytes; any codec but latin-1 is refused."""
+    if encoding.lower().replace("_", "-") not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError(f"refused codec {encoding!r}")
+    return text.encode("latin1")
+
+
 def _allowed() -> dict[tuple[str, str], object]:
     # official files (2009) name numpy.core.multiarray; numpy 2 pickles name numpy._core.multiarray
     try:
@@ -26,6 +33,7 @@ def _allowed() -> dict[tuple[str, str], object]:
         allowed[(module, "_reconstruct")] = _reconstruct
     allowed[("numpy", "ndarray")] = np.ndarray
     allowed[("numpy", "dtype")] = np.dtype
+    allowed[("_codecs", "encode")] = _latin1_bytes
     return allowed
 
 
