@@ -32,48 +32,65 @@ def synthetic_images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return images, labels.astype(np.int64)
 
 
-def build_tiny_run(run_dir: Path, steps: int = 150) -> dict:
-    """Train TINY_SPEC on synthetic data and write the contract's run directory; returns data.json."""
+def write_png_dataset(folder: Path, train: int = 600, test: int = 300) -> None:
+    """Synthetic images as a lossless train/<class>/ and test/<class>/ PNG tree, a layout load_cifar reads."""
+    from PIL import Image
+
+    for split, count, seed in (("train", train, 1), ("test", test, 2)):
+        images, labels = synthetic_images(count, seed)
+        for i, (image, label) in enumerate(zip(images, labels)):
+            target = folder / split / CLASSES[label] / f"{i:05d}.png"
+            target.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image.transpose(1, 2, 0)).save(target)
+
+
+def build_tiny_run(run_dir: Path, data_dir: Path, cache_dir: Path, steps: int = 150) -> None:
+    """Train TINY_SPEC on a synthetic PNG dataset and write the contract's run directory."""
+    from budgetnet.data import load_cifar
+
+    write_png_dataset(data_dir)
+    dataset = load_cifar(data_dir, cache_dir=cache_dir)
     torch.manual_seed(0)
-    train_x, train_y = synthetic_images(2048, seed=1)
-    test_x, test_y = synthetic_images(512, seed=2)
-    mean, std = channel_stats(train_x)
+    mean, std = channel_stats(dataset.train_images)
     model = build_model(TINY_SPEC)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
-    x_all, y_all = torch.from_numpy(train_x), torch.from_numpy(train_y)
-    for step in range(steps):
-        index = torch.randint(0, len(train_x), (64,))
+    x_all, y_all = torch.from_numpy(dataset.train_images), torch.from_numpy(dataset.train_labels)
+    for _ in range(steps):
+        index = torch.randint(0, len(x_all), (64,))
         loss = torch.nn.functional.cross_entropy(model(normalize(x_all[index], mean, std)), y_all[index])
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
     model.eval()
     with torch.no_grad():
-        test_acc = 100.0 * (model(normalize(torch.from_numpy(test_x), mean, std)).argmax(1).numpy() == test_y).mean()
-    source = {"format": "synthetic", "path": str(run_dir / "no-such-data"), "fingerprint": "synthetic-0",
-              "checksums": "unknown", "lossy": False}
-    data = {"classes": list(CLASSES), "mean": mean, "std": std, "source": source, "augment": "none",
-            "subset": None, "val_split": 0}
-    recipe = {"name": "tiny-test", "epochs": 1, "batch_size": 64, "lr": 0.05, "seed": 0}
+        logits = model(normalize(torch.from_numpy(dataset.test_images), mean, std))
+    test_acc = float((logits.argmax(1).numpy() == dataset.test_labels).mean())
+    data = {"classes": list(dataset.classes), "mean": mean, "std": std, "source": dataset.source,
+            "augment": "none", "subset": None, "val_split": 0}
+    recipe = {"name": "paper", "epochs": 1, "batch_size": 64, "lr": 0.05, "seed": 0, "subset": None}
     (run_dir / "checkpoints").mkdir(parents=True)
     (run_dir / "spec.json").write_text(TINY_SPEC.to_json() + "\n")
     (run_dir / "recipe.json").write_text(json.dumps(recipe) + "\n")
     (run_dir / "data.json").write_text(json.dumps(data) + "\n")
-    (run_dir / "env.json").write_text(json.dumps({"torch": torch.__version__, "device": "cpu"}) + "\n")
-    metrics = {"epoch": 1, "train_loss": loss.item(), "train_acc": 0.0, "test_loss": 0.0, "test_acc": float(test_acc),
+    (run_dir / "env.json").write_text(json.dumps({"arch": "tiny", "torch": torch.__version__, "device": "cpu"}) + "\n")
+    metrics = {"epoch": 1, "train_loss": loss.item(), "train_acc": 0.5, "test_loss": 0.1, "test_acc": test_acc,
                "lr": 0.05, "seconds": 1.0, "images_per_s": 1.0}
     (run_dir / "metrics.jsonl").write_text(json.dumps(metrics) + "\n")
     save_checkpoint(run_dir / "checkpoints" / "last.pt", {
         "spec": TINY_SPEC.to_dict(), "recipe": recipe, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
         "epoch": 1, "rng": {"torch": torch.get_rng_state()}, "data": data, "arch": "tiny",
     })
-    np.savez(run_dir.parent / "synthetic.npz", train_x=train_x, train_y=train_y, test_x=test_x, test_y=test_y)
-    return data
 
 
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run directory holding a tiny model trained on synthetic data (built once per session)."""
-    run_dir = tmp_path_factory.mktemp("deploy") / "run"
-    build_tiny_run(run_dir)
-    return run_dir
+    root = tmp_path_factory.mktemp("deploy")
+    build_tiny_run(root / "run", root / "data", root / "cache")
+    return root / "run"
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep load_cifar's decoded-data cache out of the user's home during tests."""
+    monkeypatch.setenv("BUDGETNET_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))

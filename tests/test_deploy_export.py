@@ -1,0 +1,62 @@
+"""`budgetnet export`: dynamic batch, self-describing metadata, and equality with PyTorch."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+from deploy_run import TINY_SPEC, private_cache, tiny_run  # noqa: F401  (fixtures)
+
+from budgetnet.checkpoint import load_checkpoint
+from budgetnet.cli.main import main
+from budgetnet.data import load_cifar
+from budgetnet.deploy.onnx_export import max_logit_diff, onnx_logits, open_onnx
+
+
+@pytest.fixture(scope="module")
+def exported(tiny_run: Path) -> tuple[Path, str]:
+    """The default export of the tiny run and what the CLI printed."""
+    import contextlib
+    import io
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(["export", str(tiny_run), "--format", "onnx"]) == 0
+    return tiny_run / "export" / "model.onnx", out.getvalue()
+
+
+def test_check_uses_real_images_and_passes(exported: tuple[Path, str]) -> None:
+    path, printed = exported
+    assert path.is_file()
+    assert "test images of" in printed and "RANDOM" not in printed and "OK" in printed
+    diff = float(printed.split("logit = ")[1].split()[0])
+    assert diff <= 1e-4
+
+
+def test_metadata_describes_the_model(exported: tuple[Path, str], tiny_run: Path) -> None:
+    props = {p.key: p.value for p in onnx.load(str(exported[0])).metadata_props}
+    data = json.loads((tiny_run / "data.json").read_text())
+    assert json.loads(props["budgetnet.classes"]) == data["classes"]
+    assert json.loads(props["budgetnet.mean"]) == pytest.approx(data["mean"])
+    assert json.loads(props["budgetnet.std"]) == pytest.approx(data["std"])
+    assert json.loads(props["budgetnet.spec"]) == TINY_SPEC.to_dict()
+    assert json.loads(props["budgetnet.recipe"]) == json.loads((tiny_run / "recipe.json").read_text())
+    assert props["budgetnet.version"] and props["budgetnet.format"] == "1" and props["budgetnet.precision"] == "fp32"
+
+
+def test_round_trip_equals_pytorch_at_any_batch_size(exported: tuple[Path, str], tiny_run: Path) -> None:
+    state = load_checkpoint(tiny_run)
+    session, _ = open_onnx(exported[0])
+    test_images = load_cifar(state["data"]["source"]["path"]).test_images
+    for batch in (1, 7, 300):  # the batch dimension is dynamic
+        assert max_logit_diff(state, session, test_images[:batch]) <= 1e-4
+    assert onnx_logits(session, np.zeros((3, 3, 32, 32), np.float32)).shape == (3, 10)
+
+
+def test_random_fallback_is_labelled(tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    code = main(["export", str(tiny_run), "--out", str(tmp_path / "m.onnx"), "--data", str(tmp_path / "nothing")])
+    out = capsys.readouterr().out
+    assert code == 0 and "RANDOM noise images, not real ones" in out
