@@ -17,6 +17,10 @@ VERB_MODULES = (
     "quantize",
     "data",
     "augment",
+    "train",
+    "eval",
+    "plot",
+    "reproduce",
 )
 
 USAGE_ERROR = 2  # exit code for bad flags, values, specs or files

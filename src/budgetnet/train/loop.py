@@ -31,7 +31,8 @@ class TrainingDiverged(RuntimeError):
 class StopRequest:
     """Set `requested` (e.g. from a SIGINT handler) and training stops after the current step."""
 
-    requested: bool = False
+    requested: bool = False  # stop at the next step boundary
+    armed: bool = False  # True once training runs, so there is something worth saving
 
 
 @dataclass
@@ -205,6 +206,8 @@ def fit(
 ) -> list[dict[str, Any]]:
     """Train from `start_epoch` (continuing `progress` if given) to `recipe.epochs`; returns each epoch's metrics."""
     history = []
+    if stop is not None:
+        stop.armed = True
     for epoch in range(start_epoch, recipe.epochs):
         started = time.perf_counter() - (progress.seconds if progress is not None else 0.0)
         try:

@@ -84,22 +84,15 @@ class Recipe:
             raise RecipeError(f"unknown recipe field(s) {', '.join(unknown)}")
         return cls(**data)
 
-    def samples_per_epoch(self, originals: int) -> int:
-        """Training rows per epoch when `originals` training images are available before subset/val split."""
-        n = min(originals, self.subset) if self.subset is not None else originals
-        n -= self.val_split
-        return 6 * n if self.augment == "offline" else n
-
-    def scaled_down_reasons(self, originals: int = 50_000) -> list[str]:
-        """Why this run is smaller than the paper's (empty when it is the full regimen)."""
+    def scaled_down_reasons(self, samples_per_epoch: int) -> list[str]:
+        """Why a run of this recipe over `samples_per_epoch` rows is smaller than the paper's (empty if it is not)."""
         reasons = []
         if self.epochs < PAPER_EPOCHS:
             reasons.append(f"{self.epochs} epochs instead of {PAPER_EPOCHS}")
         if self.subset is not None:
-            reasons.append(f"a subset of the first {self.subset} training images")
-        samples = self.samples_per_epoch(originals)
-        if samples < PAPER_SAMPLES:
-            reasons.append(f"{samples:,} training samples per epoch instead of {PAPER_SAMPLES:,}")
+            reasons.append(f"a subset of the first {self.subset:,} training images")
+        if samples_per_epoch < PAPER_SAMPLES:
+            reasons.append(f"{samples_per_epoch:,} training samples per epoch instead of {PAPER_SAMPLES:,}")
         return reasons
 
 

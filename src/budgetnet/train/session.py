@@ -124,11 +124,10 @@ def _train(run: RunDir, arch: str, spec: ResNetSpec, recipe: Recipe, prepared: P
 
 def _announce(arch: str, spec: ResNetSpec, recipe: Recipe, prepared: PreparedData, device: torch.device,
               run: RunDir) -> None:
-    originals = len(prepared.train) // (6 if recipe.augment == "offline" else 1) + recipe.val_split
     print(f"training {arch} ({count_params(spec):,} params) on {device} ({recipe.precision}), "
           f"{len(prepared.train):,} rows/epoch, {recipe.epochs} epochs, batch {recipe.batch_size} -> {run.path}",
           flush=True)
-    reasons = recipe.scaled_down_reasons(originals if recipe.subset is None else 50_000)
+    reasons = recipe.scaled_down_reasons(len(prepared.train))
     if reasons:
         print(f"note: scaled down from the paper's regimen: {'; '.join(reasons)}", flush=True)
 

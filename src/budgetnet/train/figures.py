@@ -1,0 +1,88 @@
+"""Figures built only from what a run directory holds: curves (the paper's Figure 8), confusion, Table 1 plot."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from budgetnet.fsutil import atomic_path
+
+
+def _pyplot():  # noqa: ANN202
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display needed, and no GUI backend probing
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, out: str | Path) -> None:
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, format=Path(out).suffix.lstrip(".") or "png", dpi=120, bbox_inches="tight")
+    _pyplot().close(fig)
+
+
+def plot_curves(runs: Sequence[tuple[str, list[dict[str, Any]]]], out: str | Path) -> None:
+    """Loss and accuracy against epoch, train solid and test dashed (val dotted), one colour per run."""
+    plt = _pyplot()
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(12, 4.5))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for i, (label, metrics) in enumerate(runs):
+        colour = colours[i % len(colours)]
+        epochs = [m["epoch"] for m in metrics]
+        for split, style in (("train", "-"), ("test", "--"), ("val", ":")):
+            if metrics and f"{split}_loss" in metrics[0]:
+                ax_loss.plot(epochs, [m[f"{split}_loss"] for m in metrics], style, color=colour, label=f"{label} {split}")
+                ax_acc.plot(epochs, [100 * m[f"{split}_acc"] for m in metrics], style, color=colour,
+                            label=f"{label} {split}")
+    for ax, name in ((ax_loss, "cross-entropy loss"), (ax_acc, "accuracy (%)")):
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    ax_loss.set_title("Loss")
+    ax_acc.set_title("Accuracy")
+    _save(fig, out)
+
+
+def plot_confusion(matrix: np.ndarray, classes: Sequence[str], out: str | Path, title: str) -> None:
+    """A confusion matrix with counts in every cell: rows the true class, columns the prediction."""
+    plt = _pyplot()
+    n = len(classes)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.75 * n, 0.75 * n + 0.5))
+    ax.imshow(matrix, cmap="Blues")
+    threshold = matrix.max() / 2 if matrix.size else 0
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, str(int(matrix[i, j])), ha="center", va="center", fontsize=8,
+                    color="white" if matrix[i, j] > threshold else "black")
+    ax.set_xticks(range(n), classes, rotation=45, ha="right")
+    ax.set_yticks(range(n), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    _save(fig, out)
+
+
+def plot_accuracy_vs_params(rows: Sequence[dict[str, Any]], out: str | Path, title: str) -> None:
+    """Our final test accuracy (mean, std error bars) against parameters, with the paper's figure beside it."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 5))
+    params = [r["params"] / 1e6 for r in rows]
+    ax.errorbar(params, [r["test_acc_mean"] for r in rows], yerr=[r["test_acc_std"] or 0 for r in rows],
+                fmt="o", capsize=4, label="budgetnet (this run)")
+    paper = [(p, r["paper_acc"]) for p, r in zip(params, rows) if r["paper_acc"] is not None]
+    if paper:
+        ax.scatter(*zip(*paper), marker="s", facecolors="none", edgecolors="tab:red", label="paper, Table 1")
+    for p, r in zip(params, rows):
+        ax.annotate(r["arch"], (p, r["test_acc_mean"]), textcoords="offset points", xytext=(5, 5), fontsize=8)
+    ax.set_xlabel("trainable parameters (millions)")
+    ax.set_ylabel("final test accuracy (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    _save(fig, out)

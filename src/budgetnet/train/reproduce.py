@@ -1,0 +1,131 @@
+"""Table 1 reproduced: one run per (approach, seed) under OUT/ARCH/seed-K, then results.md/.csv and a plot."""
+
+from __future__ import annotations
+
+import csv
+import io
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from budgetnet.counts import count_macs, count_params
+from budgetnet.errors import BudgetnetError
+from budgetnet.fsutil import atomic_write_text
+from budgetnet.presets import get_preset
+from budgetnet.train.recipe import PAPER_EPOCHS, Recipe, get_recipe, scale_milestones
+from budgetnet.train.rundir import RunDir, read_json
+
+
+def paper_recipe(epochs: int | None = None, subset: int | None = None, **changes: Any) -> Recipe:
+    """The paper's recipe; with fewer epochs its milestones move proportionally (15/50 of the way, ...)."""
+    recipe = get_recipe("paper")
+    if epochs is not None and epochs != recipe.epochs:
+        recipe = recipe.replace(epochs=epochs, milestones=scale_milestones(recipe.milestones, epochs, PAPER_EPOCHS))
+    return recipe.replace(subset=subset, **changes)
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One training run of the reproduction."""
+
+    arch: str
+    seed: int
+    recipe: Recipe
+    path: Path
+
+    def state(self) -> str:
+        """"done", "partial" (resume it) or "new"; refuses a directory trained with another recipe."""
+        run = RunDir(self.path)
+        if not run.has_checkpoint():
+            return "new"
+        recorded = Recipe.from_dict(read_json(self.path, "recipe.json"))
+        if recorded != self.recipe:
+            raise BudgetnetError(f"{self.path} was trained with a different recipe; pick another --out "
+                                 f"or delete it")
+        done = run.read_metrics()
+        return "done" if done and done[-1]["epoch"] >= self.recipe.epochs else "partial"
+
+
+def plan(archs: Sequence[str], seeds: int, recipe: Recipe, out: Path) -> list[PlannedRun]:
+    """Every (arch, seed) run, seed-major so a partial reproduction already covers every arch once."""
+    return [PlannedRun(a, s, recipe.replace(seed=s), out / a / f"seed-{s}") for s in range(seeds) for a in archs]
+
+
+def summarise(runs: Sequence[PlannedRun]) -> list[dict[str, Any]]:
+    """One row per arch: params, MACs, final-epoch test accuracy mean and std over seeds, the paper's figure."""
+    rows = []
+    for arch in dict.fromkeys(r.arch for r in runs):
+        preset = get_preset(arch)
+        finals = [100 * RunDir(r.path).read_metrics()[-1]["test_acc"] for r in runs if r.arch == arch]
+        rows.append({
+            "arch": arch,
+            "params": count_params(preset.spec),
+            "macs": count_macs(preset.spec),
+            "seeds": len(finals),
+            "test_acc_mean": statistics.fmean(finals),
+            "test_acc_std": statistics.stdev(finals) if len(finals) > 1 else None,
+            "paper_acc": preset.paper_accuracy,
+        })
+    return rows
+
+
+def results_csv(rows: Sequence[dict[str, Any]]) -> str:
+    """The rows as CSV (accuracies in percent, std empty with one seed)."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: (f"{v:.2f}" if isinstance(v, float) else ("" if v is None else v)) for k, v in row.items()})
+    return buf.getvalue()
+
+
+def _acc(row: dict[str, Any]) -> str:
+    std = row["test_acc_std"]
+    return f"{row['test_acc_mean']:.2f}" + (f" ± {std:.2f}" if std is not None else " (1 seed)")
+
+
+def scale_note(recipe: Recipe, samples_per_epoch: int) -> str:
+    """One sentence saying whether and how this reproduction is smaller than the paper's."""
+    reasons = recipe.scaled_down_reasons(samples_per_epoch)
+    if not reasons:
+        return "Full regimen: the paper's recipe, 50 epochs over the 300k-sample offline store."
+    return ("SCALED DOWN, not comparable to the paper's figures: " + "; ".join(reasons)
+            + (f" (milestones scaled to {list(recipe.milestones)})" if recipe.epochs != PAPER_EPOCHS else "") + ".")
+
+
+def results_markdown(rows: Sequence[dict[str, Any]], recipe: Recipe, note: str, env: dict[str, Any],
+                     command: str) -> str:
+    """results.md: the scale note, the table beside the paper's, and how it was produced."""
+    lines = [
+        "# Table 1, reproduced by budgetnet", "", f"**{note}**", "",
+        "Accuracy is the final epoch's test accuracy (no checkpoint or hyperparameter is chosen on the test set), "
+        "mean ± sample standard deviation over seeds.", "",
+        "| Architecture | Params | MACs | Test accuracy (%) | Paper, Table 1 (%) |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        paper = "-" if r["paper_acc"] is None else f"{r['paper_acc']:.2f}"
+        lines.append(f"| {r['arch']} | {r['params']:,} | {r['macs']:,} | {_acc(r)} | {paper} |")
+    recipe_text = ", ".join(f"{k}={v}" for k, v in recipe.to_dict().items() if k != "seed")
+    lines += ["", f"Recipe: {recipe_text}.", "",
+              f"Hardware: {env.get('gpu') or env.get('cpu')} ({env.get('device')}); python {env.get('python')}, "
+              f"torch {env.get('torch')}, numpy {env.get('numpy')}.", "", f"Command: `{command}`", ""]
+    return "\n".join(lines)
+
+
+def write_results(out: Path, runs: Sequence[PlannedRun], recipe: Recipe, command: str) -> tuple[list[dict], str]:
+    """Write results.csv, results.md and accuracy_vs_params.png into `out`; returns the rows and the note."""
+    from budgetnet.train.figures import plot_accuracy_vs_params
+
+    rows = summarise(runs)
+    first = runs[0].path
+    samples = read_json(first, "data.json").get("train_rows", 0)
+    note = scale_note(recipe, samples)
+    env = read_json(first, "env.json")
+    atomic_write_text(out / "results.csv", results_csv(rows))
+    atomic_write_text(out / "results.md", results_markdown(rows, recipe, note, env, command))
+    title = "Final test accuracy vs parameters" + (" (scaled down)" if note.startswith("SCALED") else "")
+    plot_accuracy_vs_params(rows, out / "accuracy_vs_params.png", title)
+    return rows, note

@@ -1,0 +1,129 @@
+"""`budgetnet train/eval/plot/reproduce` end to end on a tiny dataset in the official binary layout."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from budgetnet.checkpoint import load_checkpoint
+from budgetnet.cli.main import main
+from budgetnet.presets import PRESETS, Preset
+from train_fixtures import TINY_SPEC, write_binary_cifar
+
+METRIC_KEYS = {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds", "images_per_s"}
+
+
+@pytest.fixture()
+def env(tmp_path, monkeypatch) -> dict:
+    monkeypatch.setenv("BUDGETNET_CACHE", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    spec = tmp_path / "tiny.json"
+    TINY_SPEC.save(spec)
+    return {"data": str(write_binary_cifar(tmp_path / "cifar")), "spec": str(spec), "tmp": tmp_path}
+
+
+def _train(env: dict, out: str, *extra: str) -> int:
+    return main(["train", "--arch", env["spec"], "--data", env["data"], "--out", out, "--quiet",
+                 "--batch-size", "32", *extra])
+
+
+def test_train_eval_plot_end_to_end(env, capsys) -> None:
+    assert _train(env, "run", "--epochs", "2", "--milestones", "1") == 0
+    run = env["tmp"] / "run"
+    lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [m["epoch"] for m in lines] == [1, 2] and all(METRIC_KEYS <= m.keys() for m in lines)
+    assert [m["lr"] for m in lines] == [0.1, pytest.approx(0.01)]
+    for name in ("spec.json", "recipe.json", "env.json", "data.json"):
+        json.loads((run / name).read_text())
+    data = json.loads((run / "data.json").read_text())
+    assert data["augment"] == "offline" and data["train_rows"] == 300  # 50 originals x 6 copies
+    state = load_checkpoint(run)  # weights_only=True
+    assert {"spec", "recipe", "model", "optimizer", "epoch", "rng", "data", "arch"} <= state.keys()
+    assert state["epoch"] == 2 and state["recipe"]["epochs"] == 2
+    out = capsys.readouterr().out
+    assert "final test accuracy" in out and "scaled down" in out
+
+    assert main(["eval", str(run), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["accuracy"] == pytest.approx(lines[-1]["test_acc"])  # same weights, same test set
+    assert sum(map(sum, result["confusion"])) == 20 and len(result["per_class_accuracy"]) == 10
+    assert (run / "eval.json").is_file() and (run / "confusion.png").stat().st_size > 0
+    assert main(["eval", str(run / "checkpoints" / "last.pt"), "--tta"]) == 0
+    assert "flip TTA on" in capsys.readouterr().out
+
+    assert main(["plot", str(run)]) == 0 and (run / "curves.png").stat().st_size > 0
+    assert _train(env, "run2", "--epochs", "1", "--augment", "online", "--val-split", "5") == 0
+    assert "val_acc" in json.loads((env["tmp"] / "run2" / "metrics.jsonl").read_text().splitlines()[0])
+    assert main(["plot", str(run), str(env["tmp"] / "run2"), "--out", "both.png"]) == 0
+    assert (env["tmp"] / "both.png").stat().st_size > 0
+
+
+def test_ctrl_c_saves_a_checkpoint_exits_130_and_resume_matches_an_uninterrupted_run(env) -> None:
+    flags = ["--quiet", "--epochs", "24", "--augment", "online", "--batch-size", "8", "--milestones", "12,18"]
+    cmd = [sys.executable, "-m", "budgetnet", "train", "--arch", env["spec"], "--data", env["data"], "--out", "run", *flags]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
+    metrics = env["tmp"] / "run" / "metrics.jsonl"
+    deadline = time.time() + 60
+    while time.time() < deadline and not (metrics.is_file() and metrics.read_text().count("\n") >= 1):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "budgetnet train --resume run" in err and "Traceback" not in err
+    state = load_checkpoint(env["tmp"] / "run")
+    assert 1 <= state["epoch"] < 24  # stopped early, mid-epoch or at a boundary
+
+    assert main(["train", "--resume", "run", "--quiet"]) == 0
+    assert main(["train", "--arch", env["spec"], "--data", env["data"], "--out", "straight", *flags]) == 0
+    a, b = load_checkpoint(env["tmp"] / "straight")["model"], load_checkpoint(env["tmp"] / "run")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    epochs = [json.loads(x)["epoch"] for x in metrics.read_text().splitlines()]
+    assert epochs == list(range(1, 25))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--epochs", "0"], "positive integer"),
+    (["train", "--augment", "magic"], "invalid choice"),
+    (["train", "--lr", "fast"], "expected a number"),
+    (["train", "--milestones", "15,x"], "comma-separated"),
+    (["train", "--arch", "resnet18", "--data", "/nonexistent"], "over the budget"),
+    (["train", "--arch", "nonet", "--data", "/nonexistent"], "unknown architecture"),
+    (["train", "--resume", "somewhere", "--lr", "0.5"], "--resume continues a run"),
+    (["train", "--data", "/nonexistent", "--arch", "approach-4", "--device", "tpu"], "device"),
+    (["eval", "/nonexistent"], "does not exist"),
+    (["plot", "/nonexistent"], "no metrics.jsonl"),
+    (["reproduce", "--data", "/nonexistent", "--archs", "resnet18"], "over the budget"),
+])
+def test_bad_input_is_one_line_and_exit_2(argv, message, env, capsys) -> None:
+    try:
+        code = main(argv)
+    except SystemExit as e:
+        code = e.code
+    err = capsys.readouterr().err
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_reproduce_writes_table_and_skips_finished_runs(env, monkeypatch, capsys) -> None:
+    monkeypatch.setitem(PRESETS, "tiny", Preset("tiny", TINY_SPEC, 50.0, "a test preset"))
+    argv = ["reproduce", "--data", env["data"], "--archs", "tiny", "--seeds", "2", "--epochs", "2",
+            "--subset", "20", "--out", "rep", "--quiet"]
+    assert main(argv) == 0
+    rep = env["tmp"] / "rep"
+    md, csv = (rep / "results.md").read_text(), (rep / "results.csv").read_text().splitlines()
+    assert "SCALED DOWN" in md and "2 epochs instead of 50" in md and "| tiny | 1,506 |" in md
+    assert csv[0].startswith("arch,params,macs,seeds,test_acc_mean,test_acc_std,paper_acc") and csv[1].startswith("tiny,1506,")
+    assert json.loads((rep / "tiny" / "seed-0" / "recipe.json").read_text())["milestones"] == [1]  # 15/50 of 2
+    assert (rep / "accuracy_vs_params.png").stat().st_size > 0
+    before = (rep / "tiny" / "seed-1" / "checkpoints" / "last.pt").stat().st_mtime_ns
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert capsys.readouterr().out.count("finished earlier, skipped") == 2
+    assert (rep / "tiny" / "seed-1" / "checkpoints" / "last.pt").stat().st_mtime_ns == before
