@@ -130,7 +130,7 @@ def rotate(images: torch.Tensor, angles: torch.Tensor, flips: torch.Tensor | Non
         matrix[:, 0, :] *= sign.view(-1, 1)
     grid = F.affine_grid(matrix, list(images.shape), align_corners=False)
     out = F.grid_sample(images.float(), grid, mode="bilinear", padding_mode="zeros", align_corners=False)
-    return _to_uint8(out)
+    return out.add_(0.5).to(torch.uint8)  # bilinear weights are convex: values stay within 0-255
 
 
 LUMA = (0.299, 0.587, 0.114)  # ITU-R 601 weights, as torchvision's rgb_to_grayscale

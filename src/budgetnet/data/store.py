@@ -72,30 +72,37 @@ def _save_npy(path: Path, array: np.ndarray) -> None:
         np.save(f, array)
 
 
-def _build(folder: Path, data: CifarData, identity: dict, n: int, seed: int, recipe: AugmentRecipe,
-           device: torch.device, progress: bool) -> None:
+def augment_into(out: np.ndarray, images: np.ndarray, seed: int, recipe: AugmentRecipe, device: torch.device,
+                 progress: bool) -> None:
+    """Fill out (6N, 3, 32, 32) copy-major with the six copies of uint8 images (N, 3, 32, 32), chunk by chunk."""
     from tqdm import tqdm
 
+    n = len(images)
+    params = sample_params(n, torch.Generator().manual_seed(seed), recipe)
+    source = torch.from_numpy(np.ascontiguousarray(images))
+    chunk = CPU_CHUNK if device.type == "cpu" else GPU_CHUNK
+    with tqdm(total=COPIES * n, unit="img", desc="augment store", disable=not progress) as bar:
+        for start in range(0, n, chunk):
+            stop = min(start + chunk, n)
+            batch, part = source[start:stop].to(device), params.take(start, stop)
+            for copy in range(COPIES):
+                out[copy * n + start : copy * n + stop] = augment_copy(copy, batch, part).cpu().numpy()
+                bar.update(stop - start)
+
+
+def _build(folder: Path, data: CifarData, identity: dict, n: int, seed: int, recipe: AugmentRecipe,
+           device: torch.device, progress: bool) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "manifest.json").unlink(missing_ok=True)  # from here on the folder no longer looks complete
-    params = sample_params(n, torch.Generator().manual_seed(seed), recipe)
-    source = torch.from_numpy(np.ascontiguousarray(data.train_images[:n]))
-    chunk = CPU_CHUNK if device.type == "cpu" else GPU_CHUNK
-    digest = hashlib.sha256()
     with atomic_path(folder / "images.npy") as tmp:
         out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(COPIES * n, 3, 32, 32))
-        with tqdm(total=COPIES * n, unit="img", desc="augment store", disable=not progress) as bar:
-            for start in range(0, n, chunk):
-                stop = min(start + chunk, n)
-                batch, part = source[start:stop].to(device), params.take(start, stop)
-                for copy in range(COPIES):
-                    out[copy * n + start : copy * n + stop] = augment_copy(copy, batch, part).cpu().numpy()
-                    bar.update(stop - start)
+        augment_into(out, data.train_images[:n], seed, recipe, device, progress)
         out.flush()
         del out
     labels = np.tile(data.train_labels[:n].astype(np.int64), COPIES)
     _save_npy(folder / "labels.npy", labels)
     _save_npy(folder / "origin.npy", np.tile(np.arange(n, dtype=np.int64), COPIES))
+    digest = hashlib.sha256()
     with open(folder / "images.npy", "rb") as f:
         while block := f.read(1 << 24):
             digest.update(block)
