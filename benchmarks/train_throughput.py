@@ -1,0 +1,158 @@
+"""Training and eval throughput: budgetnet's trainer against a plain reference loop, in one run.
+
+The reference trains the way common CIFAR repositories do: fp32, eager, NCHW, and a torch
+DataLoader yielding samples that are transformed one image at a time (Pillow flip and
+pad-4 crop, then to-tensor and normalise), as classic torchvision transforms do.
+budgetnet slices uint8 batches from one array, augments the whole batch with tensor ops,
+normalises on the device, and runs channels_last with bf16 autocast on CPU (and GPU).
+Both train the same architecture from the same initial weights for the same number of
+steps. Images are random uint8 (throughput does not depend on their content).
+
+    python benchmarks/train_throughput.py [--arch approach-2a] [--steps 12] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import platform
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageOps
+
+from budgetnet.data.augment import online_augment
+from budgetnet.model import build_model
+from budgetnet.presets import resolve_spec
+from budgetnet.train.batches import ImageSet, Normalizer
+from budgetnet.train.loop import evaluate, train_one_epoch
+from budgetnet.train.recipe import Recipe
+
+MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)  # fixed here: speed does not depend on them
+
+
+class PerImageDataset(torch.utils.data.Dataset):
+    """Classic per-sample pipeline: PIL image, random flip, pad-4 random crop, to tensor, normalise."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, train: bool) -> None:
+        self.images, self.labels, self.train = images, labels, train
+        self.mean = torch.tensor(MEAN).view(3, 1, 1)
+        self.std = torch.tensor(STD).view(3, 1, 1)
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        image = Image.fromarray(self.images[i].transpose(1, 2, 0))
+        if self.train:
+            if torch.rand(1).item() < 0.5:
+                image = ImageOps.mirror(image)
+            image = ImageOps.expand(image, border=4, fill=0)
+            x, y = torch.randint(0, 9, (2,)).tolist()
+            image = image.crop((x, y, x + 32, y + 32))
+        tensor = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)
+        return (tensor - self.mean) / self.std, int(self.labels[i])
+
+
+def reference_train(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, batch: int, steps: int) -> float:
+    """Images/s of the reference fp32 NCHW loop over `steps` batches."""
+    loader = torch.utils.data.DataLoader(PerImageDataset(images, labels, True), batch_size=batch, shuffle=True,
+                                         num_workers=0, drop_last=True)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+    model.train()
+    start = time.perf_counter()
+    for step, (x, y) in enumerate(loader):
+        if step == steps:
+            break
+        loss = F.cross_entropy(model(x), y)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return batch * steps / (time.perf_counter() - start)
+
+
+def reference_eval(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, batch: int) -> float:
+    """Images/s of fp32 NCHW inference through a per-image DataLoader."""
+    loader = torch.utils.data.DataLoader(PerImageDataset(images, labels, False), batch_size=batch, num_workers=0)
+    model.eval()
+    start = time.perf_counter()
+    with torch.no_grad():
+        for x, _ in loader:
+            model(x)
+    return len(labels) / (time.perf_counter() - start)
+
+
+def budgetnet_train(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, batch: int, steps: int,
+                    precision: str) -> float:
+    """Images/s of budgetnet's train_one_epoch over exactly `steps` batches."""
+    device = torch.device("cpu")
+    model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
+    recipe = Recipe(batch_size=batch, lr=0.01, epochs=1, augment="online", precision=precision)
+    data = ImageSet(images, labels, rows=np.arange(batch * steps))
+    done = train_one_epoch(model, optimizer, recipe, data, Normalizer(MEAN, STD), 0, device,
+                           augment=online_augment, show_bar=False)
+    return done.seen / done.seconds
+
+
+def budgetnet_eval(model: torch.nn.Module, images: np.ndarray, labels: np.ndarray, batch: int, precision: str) -> float:
+    """Images/s of budgetnet's evaluate."""
+    model = model.to(memory_format=torch.channels_last)
+    start = time.perf_counter()
+    evaluate(model, ImageSet(images, labels), Normalizer(MEAN, STD), torch.device("cpu"), precision, batch_size=batch)
+    return len(labels) / (time.perf_counter() - start)
+
+
+def measure(arch: str, batch: int, steps: int, warmup: int) -> dict[str, float]:
+    """Train and eval images/s of both paths at one batch size, each after `warmup` untimed steps."""
+    _, spec = resolve_spec(arch)
+    rng = np.random.default_rng(0)
+    n = batch * (steps + warmup)
+    images = rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8)
+    labels = rng.integers(0, 10, n).astype(np.int64)
+    torch.manual_seed(0)
+    initial = build_model(spec)
+    precision = "bf16"
+    # warm-up (oneDNN kernel selection, allocator) is excluded from every timing
+    reference_train(copy.deepcopy(initial), images, labels, batch, warmup)
+    budgetnet_train(copy.deepcopy(initial), images, labels, batch, warmup, precision)
+    result = {
+        "reference_train": reference_train(copy.deepcopy(initial), images, labels, batch, steps),
+        "budgetnet_train": budgetnet_train(copy.deepcopy(initial), images, labels, batch, steps, precision),
+    }
+    eval_n = min(n, 2048)
+    result["reference_eval"] = reference_eval(copy.deepcopy(initial), images[:eval_n], labels[:eval_n], 256)
+    result["budgetnet_eval"] = budgetnet_eval(copy.deepcopy(initial), images[:eval_n], labels[:eval_n], 256, precision)
+    result["train_ratio"] = result["budgetnet_train"] / result["reference_train"]
+    result["eval_ratio"] = result["budgetnet_eval"] / result["reference_eval"]
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", default="approach-2a")
+    parser.add_argument("--steps", type=int, default=12, help="timed training steps per path and batch size")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
+    parser.add_argument("--batches", type=int, nargs="+", default=[32, 256])
+    parser.add_argument("--json", action="store_true", help="print one JSON object; speedup = the largest batch's ratio")
+    args = parser.parse_args()
+    results = {b: measure(args.arch, b, args.steps, args.warmup) for b in args.batches}
+    env = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine()}
+    if args.json:
+        print(json.dumps({"arch": args.arch, "steps": args.steps, "env": env,
+                          "speedup": results[max(args.batches)]["train_ratio"],
+                          "results": {str(b): r for b, r in results.items()}}, indent=2))
+        return
+    print(f"{args.arch}, {args.steps} timed steps, torch {env['torch']}, {env['threads']} threads")
+    print(f"{'batch':>5}  {'reference train':>15}  {'budgetnet train':>15}  {'ratio':>5}  "
+          f"{'reference eval':>14}  {'budgetnet eval':>14}  {'ratio':>5}")
+    for b, r in results.items():
+        print(f"{b:>5}  {r['reference_train']:>11.0f} im/s  {r['budgetnet_train']:>11.0f} im/s  {r['train_ratio']:>5.2f}  "
+              f"{r['reference_eval']:>10.0f} im/s  {r['budgetnet_eval']:>10.0f} im/s  {r['eval_ratio']:>5.2f}")
+
+
+if __name__ == "__main__":
+    main()
