@@ -15,6 +15,7 @@ VERB_MODULES = (
     "predict",
     "export",
     "quantize",
+    "card",
     "data",
     "augment",
     "train",

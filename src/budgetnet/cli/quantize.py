@@ -101,10 +101,11 @@ def _print(r: dict[str, Any], source: str, report_path: Path) -> None:
         print("note: this dataset's fingerprint differs from the one the run was trained on")
     print(f"{'':24}{'fp32':>12}{'int8':>12}{'ratio':>9}")
     print(f"{'file bytes':24}{f['bytes']:>12,}{q['bytes']:>12,}{r['size_ratio']:>8.2f}x")
-    print(f"{'test accuracy %':24}{f['test_acc']:>12.2f}{q['test_acc']:>12.2f}{-r['accuracy_drop_points']:>+8.2f}pt")
+    print(f"{'test accuracy %':24}{100 * f['test_acc']:>12.2f}{100 * q['test_acc']:>12.2f}{100 * (q['test_acc'] - f['test_acc']):>+8.2f}pt")
     for b in ("1", "256"):
         fs, qs = f["images_per_s"][b], q["images_per_s"][b]
         print(f"{'images/s, batch ' + b:24}{fs:>12,.0f}{qs:>12,.0f}{r['speedup'][b]:>8.2f}x")
+    print(f"{'top-1 agreement %':24}{100 * r['top1_agreement']:>24.2f}")
     met = ", ".join(f"{k} {'met' if v else 'MISSED'}" for k, v in r["targets_met"].items())
     print(f"targets (>= 3.5x smaller, <= 0.5 pt lost, int8 faster): {met}")
     print(f"wrote {report_path}")

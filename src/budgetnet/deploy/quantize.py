@@ -112,13 +112,13 @@ def compare_models(
         result[precision] = {
             "file": path.name,
             "bytes": path.stat().st_size,
-            "test_acc": 100.0 * float((preds[precision] == test_labels).mean()),
+            "test_acc": float((preds[precision] == test_labels).mean()),  # fraction, as in metrics.jsonl
             "images_per_s": speed,
         }
     fp32, int8 = result["fp32"], result["int8"]
     result["size_ratio"] = fp32["bytes"] / int8["bytes"]
-    result["accuracy_drop_points"] = fp32["test_acc"] - int8["test_acc"]
+    result["accuracy_drop_points"] = 100.0 * (fp32["test_acc"] - int8["test_acc"])
     result["speedup"] = {b: int8["images_per_s"][b] / fp32["images_per_s"][b] for b in ("1", "256")}
-    result["top1_agreement"] = 100.0 * float((preds["fp32"] == preds["int8"]).mean())
+    result["top1_agreement"] = float((preds["fp32"] == preds["int8"]).mean())
     result["test_images"] = len(test_images)
     return result

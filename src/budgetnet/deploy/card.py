@@ -1,0 +1,176 @@
+"""A markdown model card built only from the files a run directory holds; nothing is re-measured here.
+
+Missing pieces (no eval.json, no export, no quantize.json) are said in the card, with the
+command that produces them, rather than computed on the fly: a card never shows a number
+that was not written down by the step that measured it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from budgetnet.counts import DEFAULT_BUDGET, count_macs, count_params
+from budgetnet.deploy.rundata import describe_source
+from budgetnet.errors import BudgetnetError
+from budgetnet.presets import PRESETS
+from budgetnet.spec import ResNetSpec
+
+EXPORTS = (("checkpoints/last.pt", "PyTorch checkpoint (fp32)"), ("export/model.onnx", "ONNX fp32"),
+           ("export/model.int8.onnx", "ONNX int8 (QDQ)"))
+
+
+def _json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, json.JSONDecodeError) as e:
+        raise BudgetnetError(f"{path} is unreadable ({e}); was the run directory damaged?") from None
+
+
+def _metrics(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        raise BudgetnetError(f"{run_dir} holds no metrics.jsonl (is it a finished run directory?)")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _pct(fraction: float | None) -> str:
+    return "n/a" if fraction is None else f"{100 * fraction:.2f}%"
+
+
+def train_command(run_dir: Path, arch: str, recipe: dict[str, Any], data_path: str) -> str:
+    """The `budgetnet train` line that reproduces this run's recipe field by field."""
+    arch_arg = arch if arch in PRESETS else str(run_dir / "spec.json")
+    parts = ["budgetnet train", f"--arch {arch_arg}", f"--data {data_path}", f"--recipe {recipe.get('name', 'paper')}"]
+    for key, value in recipe.items():
+        if key == "name" or value is None:
+            continue
+        flag = "--" + key.replace("_", "-")
+        parts.append(f"{flag} {','.join(map(str, value)) or 'none'}" if isinstance(value, list) else f"{flag} {value}")
+    return " ".join(parts) + f" --out {run_dir}-reproduced"
+
+
+def _spec_section(arch: str, spec: ResNetSpec) -> list[str]:
+    params, macs = count_params(spec), count_macs(spec)
+    lines = ["## Architecture", "", f"- Name: `{arch}`", f"- Parameters: {params:,} (budget {DEFAULT_BUDGET:,}: "
+             f"{'within' if params <= DEFAULT_BUDGET else 'OVER'})", f"- MACs per 32x32 image: {macs:,}",
+             f"- Stem: {spec.stem_width} channels, {spec.stem_kernel}x{spec.stem_kernel} conv, stride 1",
+             f"- Block convs: {spec.conv1_kernel}x{spec.conv1_kernel} then {spec.conv2_kernel}x{spec.conv2_kernel}; "
+             f"projection skips {spec.skip_kernel}x{spec.skip_kernel}", "",
+             "| stage | blocks | width | stride |", "|---|---|---|---|"]
+    lines += [f"| {i + 1} | {s.blocks} | {s.width} | {s.stride} |" for i, s in enumerate(spec.stages)]
+    return lines + ["", "Spec JSON (`spec.json`):", "", "```json", spec.to_json(), "```", ""]
+
+
+def _files_section(run_dir: Path, checkpoint_sha: str) -> list[str]:
+    from budgetnet.deploy.onnx_export import file_sha256, open_onnx
+
+    lines = ["## Files", "", "| file | what | bytes | sha256 |", "|---|---|---|---|"]
+    notes = []
+    for rel, what in EXPORTS:
+        path = run_dir / rel
+        if not path.is_file():
+            notes.append(f"- `{rel}` is absent.")
+            continue
+        sha = checkpoint_sha if rel.endswith(".pt") else file_sha256(path)
+        lines.append(f"| `{rel}` | {what} | {path.stat().st_size:,} | `{sha}` |")
+        if rel.endswith(".onnx") and open_onnx(path)[1].get("checkpoint_sha256") != checkpoint_sha:
+            notes.append(f"- `{rel}` was exported from an older checkpoint: re-run export/quantize.")
+    return lines + [""] + notes + ([""] if notes else [])
+
+
+def _results_section(run_dir: Path, out_dir: Path, metrics: list[dict[str, Any]], evaluation: Any) -> list[str]:
+    last = metrics[-1]
+    lines = ["## Results", "", f"- Final-epoch test accuracy (epoch {last['epoch']}, the last checkpoint; no epoch "
+             f"chosen on the test set): **{_pct(last['test_acc'])}**"]
+    if "val_acc" in last:
+        lines.append(f"- Final-epoch validation accuracy: {_pct(last['val_acc'])}")
+    if evaluation is None:
+        return lines + ["- Per-class accuracy and confusion matrix: not measured yet. Run "
+                        f"`budgetnet eval {run_dir}`, then `budgetnet card {run_dir}` again.", ""]
+    lines += [f"- `budgetnet eval` (epoch {evaluation.get('epoch')}, {evaluation.get('images')} test images, "
+              f"TTA {'on' if evaluation.get('tta') else 'off'}): {_pct(evaluation.get('accuracy'))}"]
+    if evaluation.get("epoch") != last["epoch"]:
+        lines.append(f"- Note: eval.json is from epoch {evaluation.get('epoch')}, not the last one: re-run eval.")
+    lines += ["", "| class | test accuracy |", "|---|---|"]
+    lines += [f"| {name} | {_pct(acc)} |" for name, acc in evaluation.get("per_class_accuracy", {}).items()]
+    confusion = run_dir / "confusion.png"
+    if confusion.is_file():
+        lines += ["", f"![confusion matrix]({os.path.relpath(confusion, out_dir)})"]
+    return lines + [""]
+
+
+def _quantize_section(run_dir: Path, report: Any) -> list[str]:
+    if report is None:
+        return ["## Int8 quantization", "", f"Not done yet: run `budgetnet quantize {run_dir} --data PATH`.", ""]
+    f, q = report["fp32"], report["int8"]
+    env = report.get("env", {})
+    lines = ["## Int8 quantization", "",
+             f"ONNX Runtime static quantization (QDQ, per-channel int8 weights, uint8 activations), calibrated on "
+             f"{report['calibration']['images']} training images (seed {report['calibration']['seed']}); measured "
+             f"by `budgetnet quantize` on {env.get('cpu', '?')} ({env.get('threads', '?')} threads, onnxruntime "
+             f"{env.get('onnxruntime', '?')}), test split of {report['test_images']} images.", "",
+             "| | fp32 | int8 | ratio |", "|---|---|---|---|",
+             f"| file bytes | {f['bytes']:,} | {q['bytes']:,} | {report['size_ratio']:.2f}x smaller |",
+             f"| test accuracy | {_pct(f['test_acc'])} | {_pct(q['test_acc'])} | "
+             f"{100 * (q['test_acc'] - f['test_acc']):+.2f} points |"]
+    for b in ("1", "256"):
+        lines.append(f"| CPU images/s, batch {b} | {f['images_per_s'][b]:,.0f} | {q['images_per_s'][b]:,.0f} | "
+                     f"{report['speedup'][b]:.2f}x |")
+    met = report.get("targets_met", {})
+    lines += ["", f"Top-1 agreement fp32 vs int8: {_pct(report['top1_agreement'])}. Targets (>= 3.5x smaller, "
+              f"<= 0.5 points lost, int8 faster): " + ", ".join(f"{k} {'met' if v else '**missed**'}"
+                                                                 for k, v in met.items())]
+    if not report.get("same_data_as_training", True):
+        lines.append("Note: quantize was measured on a dataset other than the one the run was trained on.")
+    return lines + [""]
+
+
+def build_card(run_dir: str | Path, out: str | Path) -> str:
+    """The markdown card of `run_dir`, with links relative to where it will be written (`out`)."""
+    from budgetnet.checkpoint import load_checkpoint, resolve_checkpoint
+    from budgetnet.deploy.onnx_export import file_sha256
+
+    run_dir = Path(run_dir)
+    checkpoint = resolve_checkpoint(run_dir)
+    state = load_checkpoint(checkpoint)
+    spec = ResNetSpec.from_dict(state["spec"])
+    arch = str(state.get("arch", "custom"))
+    data = _json(run_dir / "data.json") or state["data"]
+    recipe = _json(run_dir / "recipe.json") or state.get("recipe", {})
+    env = _json(run_dir / "env.json") or {}
+    source = data.get("source", {})
+    report = _json(run_dir / "export" / "quantize.json")
+    lines = [f"# Model card: {arch}", "", f"Built by `budgetnet card` from the run directory `{run_dir}`; every number "
+             "below was measured by the step that wrote the file it comes from.", ""]
+    lines += _spec_section(arch, spec)
+    lines += ["## Training recipe", "", "| field | value |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in recipe.items()]
+    lines += ["", f"Trained for {state.get('epoch')} epochs on {env.get('device', '?')} "
+              f"({env.get('gpu') or env.get('cpu', '?')}), torch {env.get('torch', '?')}.", "", "## Data", "",
+              f"- Source: {describe_source(source)}; fingerprint `{source.get('fingerprint', '?')}`; "
+              f"checksums {source.get('checksums', '?')}"]
+    if source.get("lossy"):
+        lines.append("- **Trained on the lossy JPEG copy of CIFAR-10, not the official lossless images.**")
+    lines += [f"- Augmentation: {data.get('augment')}; subset: {data.get('subset') or 'all'}; "
+              f"validation split: {data.get('val_split') or 0} images", f"- Classes: {', '.join(data['classes'])}",
+              f"- Input normalisation (pixels/255 - mean) / std, mean {_floats(data['mean'])}, std {_floats(data['std'])}",
+              ""]
+    lines += _results_section(run_dir, Path(out).parent, _metrics(run_dir), _json(run_dir / "eval.json"))
+    lines += _quantize_section(run_dir, report)
+    lines += _files_section(run_dir, file_sha256(checkpoint))
+    calib = report["calibration"]["images"] if report else 1000
+    quant_data = (report or {}).get("data_source", source).get("path", "PATH")
+    lines += ["## Reproduce", "", "```sh", train_command(run_dir, arch, recipe, source.get("path", "PATH")),
+              f"budgetnet eval {run_dir}", f"budgetnet export {run_dir} --format onnx",
+              f"budgetnet quantize {run_dir} --data {quant_data} --calib {calib}",
+              f"budgetnet card {run_dir}", "```", ""]
+    return "\n".join(lines)
+
+
+def _floats(values: list[float]) -> str:
+    return "[" + ", ".join(f"{v:.4f}" for v in values) + "]"
