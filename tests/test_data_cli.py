@@ -53,5 +53,7 @@ def test_augment_builds_reuses_and_shows(tmp_path: Path, capsys) -> None:
     code, out, _ = _run(capsys, "augment", "--data", str(folder), "--show", str(tmp_path / "grid.png"),
                         "--cache-dir", str(tmp_path / "c"))
     assert code == 0 and (tmp_path / "grid.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    code, _, err = _run(capsys, "augment", "--data", str(folder), "--subset", "0", "--cache-dir", str(tmp_path / "c"))
-    assert code == 2 and "--subset" in err and err.count("\n") == 1
+    code, _, err = _run(capsys, "augment", "--data", str(folder), "--subset", "21", "--cache-dir", str(tmp_path / "c"))
+    assert code == 2 and "--subset must be between 1 and 20" in err and err.count("\n") == 1
+    code, _, err = _run(capsys, "augment", "--data", str(folder), "--device", "bogus", "--cache-dir", str(tmp_path / "c"))
+    assert code == 2 and "unknown device 'bogus'" in err and err.count("\n") == 1

@@ -5,14 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from budgetnet.cli.argtypes import nonneg_int, positive_int
 from budgetnet.cli.data import FORMATS, add_source_arguments
-
-
-def _non_negative(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -23,8 +17,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--data", required=True, metavar="PATH", help="dataset file or folder")
     parser.add_argument("--out", type=Path, default=None, metavar="DIR",
                         help="store folder (default: the cache, keyed by data fingerprint, seed and subset)")
-    parser.add_argument("--seed", type=_non_negative, default=0, help="seed of every random parameter (default 0)")
-    parser.add_argument("--subset", type=int, default=None, metavar="N", help="use the first N training images")
+    parser.add_argument("--seed", type=nonneg_int, default=0, help="seed of every random parameter (default 0)")
+    parser.add_argument("--subset", type=positive_int, default=None, metavar="N", help="use the first N training images")
     parser.add_argument("--device", default="cpu", help="torch device doing the work, e.g. cpu or cuda (default cpu)")
     parser.add_argument("--show", type=Path, default=None, metavar="PNG",
                         help="only draw the example grid (the paper's Figures 1-6) to this PNG; no store is built")
@@ -35,7 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Build or reuse the store (or draw the figure) and say where it is."""
     from budgetnet.data import load_cifar, load_or_build_store
+    from budgetnet.train.session import pick_device
 
+    device = pick_device(args.device)
     data = load_cifar(args.data, cache_dir=args.cache_dir, download=args.download)
     if args.show is not None:
         from budgetnet.data.figure import augmentation_grid
@@ -43,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
         augmentation_grid(data, args.show, seed=args.seed)
         print(f"wrote {args.show}")
         return 0
-    store = load_or_build_store(data, out_dir=args.out, seed=args.seed, subset=args.subset, device=args.device,
+    store = load_or_build_store(data, out_dir=args.out, seed=args.seed, subset=args.subset, device=device,
                                 cache_dir=args.cache_dir)
     path = Path(store.images.filename).parent
     counts = store.manifest["counts"]
