@@ -43,7 +43,7 @@ def test_int8_is_smaller_runs_and_mostly_agrees(quantized: dict, tiny_run: Path)
     assert agree >= 0.9
     assert report["top1_agreement"] == pytest.approx(agree)
     assert report["test_images"] == len(data.test_images)
-    assert report["fp32"]["test_acc"] >= 0.9  # the tiny model did learn the synthetic classes
+    assert report["fp32"]["test_acc"] >= 0.5  # the tiny model did learn the synthetic classes (chance: 0.1)
     for precision in ("fp32", "int8"):
         assert set(report[precision]["images_per_s"]) == {"1", "256"}
         assert all(v > 0 for v in report[precision]["images_per_s"].values())
