@@ -160,3 +160,10 @@ def test_finished_run_resumes_as_a_no_op(tmp_path) -> None:
     before = (tmp_path / "run" / "checkpoints" / "last.pt").read_bytes()
     out = resume_run(tmp_path / "run", data=data, options=QUIET)
     assert out.finished and (tmp_path / "run" / "checkpoints" / "last.pt").read_bytes() == before
+
+
+def test_bf16_autocast_trains_on_cpu_and_is_recorded(tmp_path) -> None:
+    out = new_run(TINY_SPEC, TINY.replace(epochs=1, precision="bf16"), fake_cifar(), tmp_path / "run", options=QUIET)
+    assert out.history[0]["train_loss"] == pytest.approx(out.history[0]["train_loss"])  # finite, not NaN
+    assert load_checkpoint(tmp_path / "run")["recipe"]["precision"] == "bf16"
+    assert all(v.dtype != torch.bfloat16 for v in load_checkpoint(tmp_path / "run")["model"].values())

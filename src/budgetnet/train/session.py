@@ -138,8 +138,10 @@ def new_run(arch: str | ResNetSpec, recipe: Recipe, data: Any, out: str | Path,
     name, spec = resolve_spec(arch)
     check_budget(spec, budget, name)
     run = RunDir(Path(out))
-    if run.has_checkpoint() or run.metrics_path.exists():
+    if run.has_checkpoint():
         raise BudgetnetError(f"{run.path} already holds a run; continue it with --resume {run.path}")
+    if run.metrics_path.exists():
+        raise BudgetnetError(f"{run.path} holds a run that never saved a checkpoint; delete it or pick another --out")
     device = pick_device(options.device)
     prepared = prepare_data(_load_data(data, options.download), recipe, device, progress=not options.quiet)
     run.create(name, spec, recipe, prepared.info, environment(device, options.deterministic))
