@@ -18,11 +18,11 @@ from budgetnet.errors import DataError
 from budgetnet.fsutil import atomic_path, atomic_write_text
 
 STORE_KIND = "budgetnet-augmented-store"
-STORE_VERSION = 1  # bump when the layout or the augmentation code changes what a seed produces
+STORE_VERSION = 2  # bump when the layout or the augmentation code changes what a seed produces
 ARRAY_FILES = ("images.npy", "labels.npy", "origin.npy")
 # keys that must equal the request for a store to be reused; the rest of the manifest is description
 IDENTITY = ("kind", "format_version", "recipe", "seed", "source_fingerprint", "counts", "classes")
-CPU_CHUNK = 1024  # images per batch on CPU: small enough that the float temporaries stay in cache
+CPU_CHUNK = 1024  # images per batch on CPU; augment_copy works through it in cache-sized blocks
 GPU_CHUNK = 16384  # images per batch on an accelerator, where launches, not caches, are the cost
 
 
