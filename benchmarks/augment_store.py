@@ -5,7 +5,7 @@ pad + random crop, resize + random crop, rotate, and ImageEnhance brightness/con
 an HSV hue shift. Both produce the same 6N-image copy-major uint8 array; the ratio is what counts
 (absolute times move with whatever else the machine is doing).
 
-    python benchmarks/augment_store.py [--data PATH] [--subset N] [--seed S]
+    python benchmarks/augment_store.py [--data PATH] [--subset N] [--seed S] [--threads T]
 """
 
 from __future__ import annotations
@@ -80,17 +80,20 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=SHARED, help="CIFAR-10 source (default ../shared/cifar10)")
     parser.add_argument("--subset", type=int, default=None, help="first N training images (default all 50,000)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=None, help="torch threads for the batched path "
-                        "(default: torch's own choice; the Pillow path always uses one core)")
+    # one thread by default: on a 2-core machine shared with other jobs, two OpenMP threads were 30x slower than
+    # one (each waits for the other whenever a core is taken away); the Pillow path always uses one core
+    parser.add_argument("--threads", type=int, default=1, help="torch threads for the batched path (default 1)")
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
 
     with tempfile.TemporaryDirectory(prefix="augbench-") as tmp:
         tmp = Path(tmp)
         data = load_cifar(args.data, cache_dir=tmp / "cache")
         images = data.train_images[: args.subset]
         n, recipe = len(images), AugmentRecipe()
+        # Touch an output-sized buffer once and free it, so neither timed path pays for the first use of fresh
+        # memory: on this VM that costs ~2.5 s per GB, and only whichever path ran first would pay it
+        np.ones((COPIES * n, 3, 32, 32), np.uint8)
 
         start = time.perf_counter()
         batched = np.empty((COPIES * n, 3, 32, 32), np.uint8)
