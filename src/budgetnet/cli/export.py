@@ -19,10 +19,11 @@ def register(verbs: argparse._SubParsersAction) -> None:
 
 
 def default_export_path(run_dir: str | Path, name: str) -> Path:
-    """RUN_DIR/export/NAME for a run directory, or NAME beside a checkpoint file's run directory."""
+    """RUN_DIR/export/NAME, where RUN_DIR is the given directory or the run a checkpoint file belongs to."""
+    from budgetnet.train.report import run_dir_of
+
     run_dir = Path(run_dir)
-    base = run_dir if run_dir.is_dir() else run_dir.parent.parent if run_dir.parent.name == "checkpoints" else run_dir.parent
-    return base / "export" / name
+    return (run_dir if run_dir.is_dir() else run_dir_of(run_dir)) / "export" / name
 
 
 def export_checked(run_dir: str | Path, out: Path, data: str | None) -> tuple[float, str]:

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from budgetnet.cli.arch import _positive_int
+from budgetnet.cli.argtypes import positive_int
 
 FAILED = 1  # exit code when at least one file could not be classified
 
@@ -21,9 +21,9 @@ def register(verbs: argparse._SubParsersAction) -> None:
     )
     p.add_argument("model", metavar="MODEL", help="run directory, .pt checkpoint or exported .onnx")
     p.add_argument("inputs", metavar="IMAGE_OR_DIR", nargs="+", help="PNG/JPEG files, or folders searched recursively")
-    p.add_argument("--top-k", type=_positive_int, default=3, help="classes to show per image (default 3)")
+    p.add_argument("--top-k", type=positive_int, default=3, help="classes to show per image (default 3)")
     p.add_argument("--json", action="store_true", help="print one JSON object per image")
-    p.add_argument("--batch-size", type=_positive_int, default=256, help="images per forward pass (default 256)")
+    p.add_argument("--batch-size", type=positive_int, default=256, help="images per forward pass (default 256)")
     p.set_defaults(run=run)
 
 

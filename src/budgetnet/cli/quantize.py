@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from budgetnet.cli.arch import _positive_int
+from budgetnet.cli.argtypes import nonneg_float, nonneg_int, positive_int
 
 TARGETS = {"size_ratio_min": 3.5, "accuracy_drop_max_points": 0.5}  # the acceptance targets
 
@@ -18,9 +18,11 @@ def register(verbs: argparse._SubParsersAction) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory")
     p.add_argument("--data", metavar="PATH", help="dataset: calibration from its training split, accuracy on its test split "
                    "(default: the path recorded in the run)")
-    p.add_argument("--calib", type=_positive_int, default=1000, help="training images to calibrate on (default 1000)")
+    p.add_argument("--calib", type=positive_int, default=1000, help="training images to calibrate on (default 1000)")
     p.add_argument("--out", metavar="FILE", help="int8 model path (default RUN_DIR/export/model.int8.onnx)")
-    p.add_argument("--seconds", type=float, default=2.0, help="timing length per speed measurement (default 2)")
+    p.add_argument("--seconds", type=nonneg_float, default=2.0, help="timing length per speed measurement (default 2)")
+    p.add_argument("--threads", type=nonneg_int, default=1,
+                   help="CPU threads for the speed measurement (default 1: stable on a shared machine; 0: all cores)")
     p.set_defaults(run=run)
 
 
@@ -47,7 +49,6 @@ def run(args: argparse.Namespace) -> int:
     from budgetnet.deploy.onnx_export import file_sha256
     from budgetnet.deploy.quantize import calibration_sample, compare_models, quantize_onnx
     from budgetnet.deploy.rundata import describe_source, require_dataset, run_data_path
-    from budgetnet.deploy.speed import cpu_name
     from budgetnet.fsutil import atomic_write_text
 
     checkpoint = resolve_checkpoint(args.run_dir)
@@ -61,8 +62,8 @@ def run(args: argparse.Namespace) -> int:
     data = state["data"]
     calib = calibration_sample(dataset.train_images, args.calib)
     quantize_onnx(fp32_path, int8_path, calib, data["mean"], data["std"])
-    report = compare_models(fp32_path, int8_path, dataset.test_images, dataset.test_labels, args.seconds)
-    report.update(_context(state, dataset, sha256, len(calib), cpu_name()))
+    report = compare_models(fp32_path, int8_path, dataset.test_images, dataset.test_labels, args.seconds, args.threads)
+    report.update(_context(state, dataset, sha256, len(calib), args.threads))
     report["targets_met"] = {
         "size": report["size_ratio"] >= TARGETS["size_ratio_min"],
         "accuracy": report["accuracy_drop_points"] <= TARGETS["accuracy_drop_max_points"],
@@ -74,11 +75,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _context(state: dict[str, Any], dataset: Any, sha256: str, calib: int, cpu: str) -> dict[str, Any]:
+def _context(state: dict[str, Any], dataset: Any, sha256: str, calib: int, threads: int) -> dict[str, Any]:
     import onnxruntime
     import torch
 
     from budgetnet import __version__
+    from budgetnet.train.rundir import environment
 
     recorded = (state.get("data") or {}).get("source") or {}
     return {
@@ -89,7 +91,8 @@ def _context(state: dict[str, Any], dataset: Any, sha256: str, calib: int, cpu: 
         "data_source": dataset.source,
         "same_data_as_training": recorded.get("fingerprint") == dataset.source.get("fingerprint"),
         "targets": TARGETS,
-        "env": {"cpu": cpu, "threads": torch.get_num_threads(), "onnxruntime": onnxruntime.__version__,
+        "env": {"cpu": environment(torch.device("cpu"))["cpu"], "threads": threads or "all cores",
+                "onnxruntime": onnxruntime.__version__,
                 "torch": torch.__version__, "budgetnet": __version__},
     }
 

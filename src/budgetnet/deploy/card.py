@@ -112,7 +112,7 @@ def _quantize_section(run_dir: Path, report: Any) -> list[str]:
     lines = ["## Int8 quantization", "",
              f"ONNX Runtime static quantization (QDQ, per-channel int8 weights, uint8 activations), calibrated on "
              f"{report['calibration']['images']} training images (seed {report['calibration']['seed']}); measured "
-             f"by `budgetnet quantize` on {env.get('cpu', '?')} ({env.get('threads', '?')} threads, onnxruntime "
+             f"by `budgetnet quantize` on {env.get('cpu', '?')} ({env.get('threads', '?')} thread(s), onnxruntime "
              f"{env.get('onnxruntime', '?')}), test split of {report['test_images']} images.", "",
              "| | fp32 | int8 | ratio |", "|---|---|---|---|",
              f"| file bytes | {f['bytes']:,} | {q['bytes']:,} | {report['size_ratio']:.2f}x smaller |",
