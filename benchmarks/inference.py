@@ -67,7 +67,7 @@ def main() -> None:
     p.add_argument("--data", help="CIFAR-10 for calibration and timing inputs (default: random images)")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--seconds", type=float, default=2.0, help="timing length per measurement")
-    p.add_argument("--threads", type=int, default=1, help="threads for every backend (default 1: stable on a shared machine)")
+    p.add_argument("--threads", type=int, default=1, help="threads for every backend (default 1: stable when shared)")
     p.add_argument("--json", action="store_true")
     args = p.parse_args()
 
@@ -98,7 +98,8 @@ def main() -> None:
                     rounds[name][b].append(images_per_second(run, inputs, b, args.seconds))
     speed = {name: {b: statistics.median(v) for b, v in per.items()} for name, per in rounds.items()}
     env = environment(torch.device("cpu"))
-    result = {"arch": state.get("arch"), "weights": "trained run " + args.run if args.run else "untrained (He init, seed 0)",
+    weights = f"trained run {args.run}" if args.run else "untrained (He init, seed 0)"
+    result = {"arch": state.get("arch"), "weights": weights,
               "inputs": described, "rounds": args.rounds, "seconds": args.seconds, "images_per_s": speed,
               "all_rounds": rounds, "bytes": sizes, "cpu": env["cpu"], "cpu_count": env["cpu_count"],
               "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
@@ -111,9 +112,9 @@ def table(r: dict) -> str:
     base = r["images_per_s"]["fp32 eager PyTorch"]
     ort32 = r["images_per_s"]["fp32 ONNX Runtime"]
     lines = [f"{r['arch']}, {r['weights']}, inputs: {r['inputs']}; median of {r['rounds']} interleaved rounds of "
-             f"{r['seconds']:g} s per measurement.", f"CPU: {r['cpu']} ({r['cpu_count']} logical cores; {r['torch_threads']} "
-             f"thread(s) for PyTorch and onnxruntime alike); python {r['python']}, torch {r['torch']}, "
-             f"onnxruntime {r['onnxruntime']}.", "",
+             f"{r['seconds']:g} s per measurement.",
+             f"CPU: {r['cpu']} ({r['cpu_count']} logical cores; {r['torch_threads']} thread(s) for PyTorch and "
+             f"onnxruntime alike); python {r['python']}, torch {r['torch']}, onnxruntime {r['onnxruntime']}.", "",
              "| backend | images/s, batch 1 | images/s, batch 256 | vs eager (1 / 256) | vs fp32 ORT (1 / 256) |",
              "|---|---|---|---|---|"]
     for name, s in r["images_per_s"].items():

@@ -6,6 +6,9 @@ The data is synthetic and learnable: class c is noise around its own colour, so 
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import io
 import json
 from pathlib import Path
 
@@ -84,12 +87,34 @@ def build_tiny_run(run_dir: Path, data_dir: Path, cache_dir: Path, steps: int = 
     })
 
 
+# Each test module imports these fixtures, which makes pytest see one definition per module; the
+# caches below make "once per session" hold across modules (the session's base temp is the key).
+@functools.cache
+def _built_run(root: Path) -> Path:
+    build_tiny_run(root / "run", root / "data", root / "cache")
+    return root / "run"
+
+
+@functools.cache
+def _exported(run_dir: Path) -> tuple[Path, str]:
+    from budgetnet.cli.main import main
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["export", str(run_dir), "--format", "onnx"]) == 0
+    return run_dir / "export" / "model.onnx", printed.getvalue()
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run directory holding a tiny model trained on synthetic data (built once per session)."""
-    root = tmp_path_factory.mktemp("deploy")
-    build_tiny_run(root / "run", root / "data", root / "cache")
-    return root / "run"
+    return _built_run(tmp_path_factory.getbasetemp() / "deploy")
+
+
+@pytest.fixture(scope="session")
+def tiny_export(tiny_run: Path) -> tuple[Path, str]:
+    """`budgetnet export` of the tiny run, done once per session (exporting costs seconds), and its output."""
+    return _exported(tiny_run)
 
 
 @pytest.fixture(autouse=True)

@@ -8,24 +8,19 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from deploy_run import TINY_SPEC, private_cache, tiny_run  # noqa: F401  (fixtures)
+from deploy_run import TINY_SPEC, private_cache, tiny_export, tiny_run  # noqa: F401  (fixtures)
 
 from budgetnet.checkpoint import load_checkpoint
 from budgetnet.cli.main import main
 from budgetnet.data import load_cifar
 from budgetnet.deploy.onnx_export import max_logit_diff, onnx_logits, open_onnx
+from budgetnet.deploy.rundata import reference_images
 
 
-@pytest.fixture(scope="module")
-def exported(tiny_run: Path) -> tuple[Path, str]:
+@pytest.fixture
+def exported(tiny_export: tuple[Path, str]) -> tuple[Path, str]:
     """The default export of the tiny run and what the CLI printed."""
-    import contextlib
-    import io
-
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        assert main(["export", str(tiny_run), "--format", "onnx"]) == 0
-    return tiny_run / "export" / "model.onnx", out.getvalue()
+    return tiny_export
 
 
 def test_check_uses_real_images_and_passes(exported: tuple[Path, str]) -> None:
@@ -56,7 +51,9 @@ def test_round_trip_equals_pytorch_at_any_batch_size(exported: tuple[Path, str],
     assert onnx_logits(session, np.zeros((3, 3, 32, 32), np.float32)).shape == (3, 10)
 
 
-def test_random_fallback_is_labelled(tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    code = main(["export", str(tiny_run), "--out", str(tmp_path / "m.onnx"), "--data", str(tmp_path / "nothing")])
-    out = capsys.readouterr().out
-    assert code == 0 and "RANDOM noise images, not real ones" in out
+def test_random_fallback_is_labelled(tiny_run: Path, tmp_path: Path) -> None:
+    reference = reference_images(load_checkpoint(tiny_run), tmp_path / "nothing", count=5)
+    assert not reference.real and reference.images.shape == (5, 3, 32, 32)
+    assert "RANDOM noise images, not real ones" in reference.description and "nothing" in reference.description
+    real = reference_images(load_checkpoint(tiny_run), None, count=5)
+    assert real.real and "the first 5 test images of" in real.description

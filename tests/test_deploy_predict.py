@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from deploy_run import CLASSES, private_cache, synthetic_images, tiny_run  # noqa: F401  (fixtures)
+from deploy_run import CLASSES, private_cache, synthetic_images, tiny_export, tiny_run  # noqa: F401  (fixtures)
 from PIL import Image
 
 from budgetnet.cli.main import main
@@ -86,16 +86,18 @@ def test_batch_size_does_not_change_results(tiny_run: Path, image_dir: Path, cap
     np.testing.assert_allclose(a, b, atol=1e-5)
 
 
-def test_checkpoint_and_onnx_agree(tiny_run: Path, image_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    onnx_path = tmp_path / "tiny.onnx"
-    assert run_cli(capsys, "export", tiny_run, "--out", onnx_path)[0] == 0
+def test_checkpoint_and_onnx_agree(
+    tiny_run: Path, tiny_export: tuple[Path, str], image_dir: Path, capsys: pytest.CaptureFixture
+) -> None:
+    onnx_path = tiny_export[0]
     _, from_pt, _ = run_cli(capsys, "predict", tiny_run / "checkpoints" / "last.pt", image_dir, "--json")
     _, from_onnx, _ = run_cli(capsys, "predict", onnx_path, image_dir, "--json")
     pt = [json.loads(line) for line in from_pt.splitlines()]
     ox = [json.loads(line) for line in from_onnx.splitlines()]
     assert [r["top"][0]["class"] for r in pt] == [r["top"][0]["class"] for r in ox]
     for a, b in zip(pt, ox):
-        np.testing.assert_allclose([t["probability"] for t in a["top"]], [t["probability"] for t in b["top"]], atol=1e-4)
+        probs_a, probs_b = ([t["probability"] for t in r["top"]] for r in (a, b))
+        np.testing.assert_allclose(probs_a, probs_b, atol=1e-4)
 
 
 def test_missing_image_is_one_error(tiny_run: Path, image_dir: Path, capsys: pytest.CaptureFixture) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from deploy_run import private_cache, tiny_run  # noqa: F401  (fixtures)
+from deploy_run import private_cache, tiny_export, tiny_run  # noqa: F401  (fixtures)
 
 import budgetnet.deploy.quantize as quantize_module
 from budgetnet.cli.main import main
@@ -16,7 +16,7 @@ from budgetnet.deploy.predict import load_classifier
 
 
 @pytest.fixture(scope="module")
-def quantized(tiny_run: Path) -> dict:
+def quantized(tiny_run: Path, tiny_export: tuple[Path, str]) -> dict:
     """Run `budgetnet quantize` once on the tiny run, recording the images it calibrated on."""
     seen: list[np.ndarray] = []
     real = quantize_module.quantize_onnx

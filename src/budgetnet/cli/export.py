@@ -30,13 +30,13 @@ def export_checked(run_dir: str | Path, out: Path, data: str | None) -> tuple[fl
     """Export, then compare onnxruntime with PyTorch on real images: (max abs diff, what the images were)."""
     from budgetnet.checkpoint import load_checkpoint, resolve_checkpoint
     from budgetnet.deploy.onnx_export import export_onnx, file_sha256, max_logit_diff, open_onnx
-    from budgetnet.deploy.rundata import test_reference
+    from budgetnet.deploy.rundata import reference_images
 
     checkpoint = resolve_checkpoint(run_dir)
     state = load_checkpoint(checkpoint)
     export_onnx(state, out, file_sha256(checkpoint))
     session, _ = open_onnx(out)
-    reference = test_reference(state, data)
+    reference = reference_images(state, data)
     return max_logit_diff(state, session, reference.images), reference.description
 
 

@@ -16,8 +16,8 @@ def register(verbs: argparse._SubParsersAction) -> None:
     """Add `quantize` to the CLI."""
     p = verbs.add_parser("quantize", help="int8 post-training quantization of a run's ONNX export, with a report")
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory")
-    p.add_argument("--data", metavar="PATH", help="dataset: calibration from its training split, accuracy on its test split "
-                   "(default: the path recorded in the run)")
+    p.add_argument("--data", metavar="PATH", help="dataset: calibration from its training split, accuracy on its "
+                   "test split (default: the path recorded in the run)")
     p.add_argument("--calib", type=positive_int, default=1000, help="training images to calibrate on (default 1000)")
     p.add_argument("--out", metavar="FILE", help="int8 model path (default RUN_DIR/export/model.int8.onnx)")
     p.add_argument("--seconds", type=nonneg_float, default=2.0, help="timing length per speed measurement (default 2)")
@@ -99,12 +99,14 @@ def _context(state: dict[str, Any], dataset: Any, sha256: str, calib: int, threa
 
 def _print(r: dict[str, Any], source: str, report_path: Path) -> None:
     f, q = r["fp32"], r["int8"]
-    print(f"test split of {source}: {r['test_images']} images; calibrated on {r['calibration']['images']} training images")
+    calib = r["calibration"]["images"]
+    print(f"test split of {source}: {r['test_images']} images; calibrated on {calib} training images")
     if not r["same_data_as_training"]:
         print("note: this dataset's fingerprint differs from the one the run was trained on")
     print(f"{'':24}{'fp32':>12}{'int8':>12}{'ratio':>9}")
     print(f"{'file bytes':24}{f['bytes']:>12,}{q['bytes']:>12,}{r['size_ratio']:>8.2f}x")
-    print(f"{'test accuracy %':24}{100 * f['test_acc']:>12.2f}{100 * q['test_acc']:>12.2f}{100 * (q['test_acc'] - f['test_acc']):>+8.2f}pt")
+    change = 100 * (q["test_acc"] - f["test_acc"])
+    print(f"{'test accuracy %':24}{100 * f['test_acc']:>12.2f}{100 * q['test_acc']:>12.2f}{change:>+8.2f}pt")
     for b in ("1", "256"):
         fs, qs = f["images_per_s"][b], q["images_per_s"][b]
         print(f"{'images/s, batch ' + b:24}{fs:>12,.0f}{qs:>12,.0f}{r['speedup'][b]:>8.2f}x")

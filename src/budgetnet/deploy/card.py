@@ -158,7 +158,8 @@ def build_card(run_dir: str | Path, out: str | Path) -> str:
         lines.append("- **Trained on the lossy JPEG copy of CIFAR-10, not the official lossless images.**")
     lines += [f"- Augmentation: {data.get('augment')}; subset: {data.get('subset') or 'all'}; "
               f"validation split: {data.get('val_split') or 0} images", f"- Classes: {', '.join(data['classes'])}",
-              f"- Input normalisation (pixels/255 - mean) / std, mean {_floats(data['mean'])}, std {_floats(data['std'])}",
+              f"- Input normalisation (pixels/255 - mean) / std, mean {_floats(data['mean'])}, "
+              f"std {_floats(data['std'])}",
               ""]
     lines += _results_section(run_dir, Path(out).parent, _metrics(run_dir), _json(run_dir / "eval.json"))
     lines += _quantize_section(run_dir, report)

@@ -51,7 +51,9 @@ def calibration_sample(train_images: np.ndarray, count: int, seed: int = CALIB_S
     return np.ascontiguousarray(train_images[index])
 
 
-def quantize_onnx(fp32_path: Path, out: Path, calib_images: np.ndarray, mean: Sequence[float], std: Sequence[float]) -> Path:
+def quantize_onnx(
+    fp32_path: Path, out: Path, calib_images: np.ndarray, mean: Sequence[float], std: Sequence[float]
+) -> Path:
     """Write the int8 QDQ model of `fp32_path` to `out`, keeping its budgetnet metadata (precision int8)."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static

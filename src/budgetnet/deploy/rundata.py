@@ -40,7 +40,7 @@ def describe_source(source: dict[str, Any]) -> str:
     return f"{source.get('path', '?')} ({source.get('format', '?')}, {kind})"
 
 
-def test_reference(state: dict[str, Any], data: str | Path | None, count: int = 256) -> Reference:
+def reference_images(state: dict[str, Any], data: str | Path | None, count: int = 256) -> Reference:
     """The first `count` test images of the run's data; seeded random images, labelled so, if none is reachable."""
     path = run_data_path(state, data)
     reason = "the run records no data path and none was given"
