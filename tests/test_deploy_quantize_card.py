@@ -94,3 +94,15 @@ def test_card_uses_eval_json_and_flags_jpeg_data(quantized: dict, tiny_run: Path
     card = (run / "MODEL_CARD.md").read_text()
     assert "81.23%" in card and "| truck | 59.00% |" in card and "![confusion matrix](confusion.png)" in card
     assert "**Trained on the lossy JPEG copy" in card
+
+
+def test_card_of_an_unfinished_run_is_one_line(tiny_run: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    (run / "metrics.jsonl").write_text("")
+    assert main(["card", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "has not finished an epoch" in err
+    assert main(["card", str(tmp_path / "absent")]) == 2

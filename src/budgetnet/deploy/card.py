@@ -35,7 +35,13 @@ def _metrics(run_dir: Path) -> list[dict[str, Any]]:
     path = run_dir / "metrics.jsonl"
     if not path.is_file():
         raise BudgetnetError(f"{run_dir} holds no metrics.jsonl (is it a finished run directory?)")
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    try:
+        metrics = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    except json.JSONDecodeError as e:
+        raise BudgetnetError(f"{path} is damaged ({e})") from None
+    if not metrics:
+        raise BudgetnetError(f"{path} is empty: the run has not finished an epoch yet")
+    return metrics
 
 
 def _pct(fraction: float | None) -> str:
