@@ -21,9 +21,10 @@ def register(verbs: argparse._SubParsersAction) -> None:
     )
     p.add_argument("model", metavar="MODEL", help="run directory, .pt checkpoint or exported .onnx")
     p.add_argument("inputs", metavar="IMAGE_OR_DIR", nargs="+", help="PNG/JPEG files, or folders searched recursively")
-    p.add_argument("--top-k", type=positive_int, default=3, help="classes to show per image (default 3)")
+    p.add_argument("--top-k", type=positive_int, default=3, metavar="K", help="classes to show per image (default 3)")
     p.add_argument("--json", action="store_true", help="print one JSON object per image")
-    p.add_argument("--batch-size", type=positive_int, default=256, help="images per forward pass (default 256)")
+    p.add_argument("--batch-size", type=positive_int, default=256, metavar="N",
+                   help="images per forward pass (default 256)")
     p.set_defaults(run=run)
 
 

@@ -18,7 +18,8 @@ def register(verbs: argparse._SubParsersAction) -> None:
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory")
     p.add_argument("--data", metavar="PATH", help="dataset: calibration from its training split, accuracy on its "
                    "test split (default: the path recorded in the run)")
-    p.add_argument("--calib", type=positive_int, default=1000, help="training images to calibrate on (default 1000)")
+    p.add_argument("--calib", type=positive_int, default=1000, metavar="N",
+                   help="training images to calibrate on (default 1000)")
     p.add_argument("--out", metavar="FILE", help="int8 model path (default RUN_DIR/export/model.int8.onnx)")
     p.add_argument("--seconds", type=nonneg_float, default=2.0, help="timing length per speed measurement (default 2)")
     p.add_argument("--threads", type=nonneg_int, default=1,
