@@ -59,13 +59,17 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 
 def model_from_checkpoint(state: dict[str, Any]) -> torch.nn.Module:
-    """Rebuild the model a loaded checkpoint describes, with its weights, in eval mode."""
+    """Rebuild the model a loaded checkpoint describes, in eval mode, with the weights it reports.
+
+    A run trained with a weight average (EMA) reports, and so exports, the averaged weights.
+    """
     from budgetnet.model import build_model
 
     spec = ResNetSpec.from_dict(state["spec"])
     model = build_model(spec)
+    ema = state.get("ema")
     try:
-        model.load_state_dict(state["model"])
+        model.load_state_dict(ema["module"] if isinstance(ema, dict) else state["model"])
     except RuntimeError as e:
         raise CheckpointError(f"checkpoint weights do not match its spec: {str(e).splitlines()[0]}") from None
     return model.eval()

@@ -11,14 +11,16 @@ from pathlib import Path
 from budgetnet.cli.argtypes import epoch_list, nonneg_float, nonneg_int, positive_int
 from budgetnet.counts import DEFAULT_BUDGET
 from budgetnet.errors import BudgetnetError
-from budgetnet.train.recipe import AUGMENT_MODES, PRECISIONS, RECIPES
+from budgetnet.train.recipe import AUGMENT_MODES, PRECISIONS, RECIPES, SCHEDULES
 
 DEFAULT_ARCH = "approach-2a"  # the paper's best model
 INTERRUPTED = 130  # exit code after Ctrl-C, as shells report SIGINT
 DIVERGED = 1  # exit code when the loss became NaN/inf: not a usage error, the run itself failed
 # flags that change what is computed: a resumed run keeps its recorded values
 RECIPE_FLAGS = ("epochs", "lr", "milestones", "gamma", "batch_size", "weight_decay", "momentum", "warmup_epochs",
-                "label_smoothing", "augment", "seed", "subset", "val_split", "precision")
+                "label_smoothing", "augment", "seed", "subset", "val_split", "precision", "schedule", "nesterov",
+                "ema_decay", "tta")
+COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
 def add_recipe_flags(parser: argparse.ArgumentParser) -> None:
@@ -39,6 +41,10 @@ def add_recipe_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--subset", type=positive_int, help="train on the first N training images only")
     g.add_argument("--val-split", type=nonneg_int, help="hold out N training images (with their augmented copies)")
     g.add_argument("--precision", choices=PRECISIONS, help="fp32, or bf16 autocast (default fp32)")
+    g.add_argument("--schedule", choices=SCHEDULES, help="multistep (paper) or cosine (to 0, after warm-up)")
+    g.add_argument("--nesterov", action=argparse.BooleanOptionalAction, help="Nesterov momentum (paper: off)")
+    g.add_argument("--ema-decay", type=nonneg_float, help="per-step weight EMA decay, 0 = off (paper: 0)")
+    g.add_argument("--tta", action=argparse.BooleanOptionalAction, help="report accuracy with flip TTA (paper: off)")
 
 
 def add_run_flags(parser: argparse.ArgumentParser) -> None:
@@ -47,6 +53,8 @@ def add_run_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     parser.add_argument("--deterministic", action="store_true", help="torch deterministic algorithms (slower on GPU)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars: one plain line per epoch")
+    parser.add_argument("--compile", nargs="?", const="default", choices=COMPILE_MODES, metavar="MODE",
+                        help="torch.compile the model; MODE reduce-overhead adds CUDA graphs (default mode: default)")
 
 
 def register(verbs: argparse._SubParsersAction) -> None:
@@ -96,6 +104,7 @@ def run(args: argparse.Namespace) -> int:
     """Start or resume a run; 130 after Ctrl-C (checkpoint saved), 1 if the loss diverged."""
     import torch
 
+    from budgetnet.train.distributed import from_environment, shutdown
     from budgetnet.train.loop import Interrupted, StopRequest, TrainingDiverged
     from budgetnet.train.session import RunOptions, describe, new_run, resume_run
 
@@ -107,8 +116,9 @@ def run(args: argparse.Namespace) -> int:
         torch.use_deterministic_algorithms(True)
     stop = StopRequest()
     options = RunOptions(device=args.device, deterministic=args.deterministic, quiet=args.quiet,
-                         download=args.download, stop=stop)
+                         download=args.download, stop=stop, compile=args.compile)
     run_dir = Path(args.resume) if args.resume else None
+    dist = from_environment()  # under torchrun: this rank; rank 0 alone reports
     try:
         with SigintToStop(stop):
             if args.resume:
@@ -116,19 +126,28 @@ def run(args: argparse.Namespace) -> int:
             else:
                 recipe = resolve_recipe(args)
                 arch = args.arch or DEFAULT_ARCH
+                if dist.enabled and not args.out:
+                    raise BudgetnetError("under torchrun pass --out RUN_DIR, so that every rank names the same run")
                 run_dir = Path(args.out) if args.out else default_run_dir(arch, recipe.seed)
                 outcome = new_run(arch, recipe, args.data, run_dir, args.budget, options)
     except Interrupted as e:
+        if not dist.is_main:
+            return INTERRUPTED
         where = f"epoch {e.epoch + 1}" + (f", step {e.progress.step}" if e.progress else " (start)")
         print(f"budgetnet: interrupted in {where}; checkpoint saved to {run_dir}/checkpoints/last.pt\n"
               f"resume with: budgetnet train --resume {run_dir}", file=sys.stderr)
         return INTERRUPTED
     except TrainingDiverged as e:
+        if not dist.is_main:
+            return DIVERGED
         kept = f"the last good checkpoint ({run_dir}/checkpoints/last.pt) is kept" if (
             run_dir / "checkpoints" / "last.pt").is_file() else "no epoch finished, so no checkpoint was saved"
         print(f"budgetnet: error: {e}; {kept}. Try a lower --lr.", file=sys.stderr)
         return DIVERGED
-    print(describe(outcome))
+    finally:
+        shutdown(dist)
+    if dist.is_main:
+        print(describe(outcome))
     return 0
 
 

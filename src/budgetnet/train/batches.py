@@ -12,6 +12,7 @@ from budgetnet.data.normalize import normalize
 
 _ORDER_SALT = 0x5EED_0F_0DE  # keeps the epoch-order stream apart from the other per-epoch streams
 _AUGMENT_SALT = 0xA06_3E7
+_RANK_STRIDE = 104_729  # a prime: per-rank augmentation streams stay apart
 
 
 @dataclass(frozen=True)
@@ -42,18 +43,47 @@ def stream_seed(seed: int, epoch: int, salt: int) -> int:
     return (seed * 1_000_003 + epoch * 7_919 + salt) % (2**63 - 1)
 
 
-def epoch_order(n: int, epoch: int, seed: int, rank: int = 0, world_size: int = 1) -> torch.Tensor:
-    """The shuffled row indices rank `rank` of `world_size` visits in `epoch`: a pure function of its arguments."""
-    generator = torch.Generator().manual_seed(stream_seed(seed, epoch, _ORDER_SALT))
-    order = torch.randperm(n, generator=generator)
+def epoch_order(n: int, epoch: int, seed: int, rank: int = 0, world_size: int = 1,
+                device: torch.device | str = "cpu") -> torch.Tensor:
+    """The shuffled row indices rank `rank` of `world_size` visits in `epoch`: a pure function of its arguments.
+
+    The permutation is made on `device`, where the data lives, so a GPU-resident store never waits on the host;
+    every rank draws the same permutation and keeps its own stride of it.
+    """
+    generator = torch.Generator(device=device).manual_seed(stream_seed(seed, epoch, _ORDER_SALT))
+    order = torch.randperm(n, generator=generator, device=device)
     # strided shards: every rank gets the same count (the remainder is dropped) so steps stay in lockstep
     per_rank = n // world_size
     return order[rank : per_rank * world_size : world_size]
 
 
-def augment_generator(seed: int, epoch: int) -> torch.Generator:
-    """The CPU generator online augmentation draws from in `epoch` (CPU, so every device gets the same draws)."""
-    return torch.Generator().manual_seed(stream_seed(seed, epoch, _AUGMENT_SALT))
+def augment_generator(seed: int, epoch: int, rank: int = 0) -> torch.Generator:
+    """The CPU generator online augmentation draws from in `epoch` (CPU, so every device gets the same draws).
+
+    Each rank gets its own stream, so two ranks never augment alike.
+    """
+    return torch.Generator().manual_seed(stream_seed(seed, epoch, _AUGMENT_SALT + _RANK_STRIDE * rank))
+
+
+def train_device(data: ImageSet) -> torch.device:
+    """Where the images live: a GPU for a device-resident set, else the CPU."""
+    return data.images.device if isinstance(data.images, torch.Tensor) else torch.device("cpu")
+
+
+def resident(data: ImageSet, device: torch.device, headroom: float = 0.5) -> ImageSet:
+    """The set copied into `device` memory when it takes at most `headroom` of what is free, else as it is.
+
+    On a GPU this removes every host-to-device copy from the training loop: batches are sliced on the device.
+    """
+    if device.type != "cuda":
+        return data
+    images = data.images if data.rows is None else data.images[np.asarray(data.rows)]
+    labels = data.labels if data.rows is None else np.asarray(data.labels)[np.asarray(data.rows)]
+    free, _ = torch.cuda.mem_get_info(device)
+    if images.nbytes > headroom * free:
+        return data  # too big: batches are copied from host memory as they are needed
+    # np.array copies out of a read-only memory map, which torch.from_numpy would warn about
+    return ImageSet(torch.from_numpy(np.array(images)).to(device), torch.from_numpy(np.array(labels)).to(device))
 
 
 def gather(data: ImageSet, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

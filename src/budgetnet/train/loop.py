@@ -12,11 +12,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from budgetnet.train.batches import ImageSet, Normalizer, augment_generator, batch_slices, epoch_order, gather
+from budgetnet.train.batches import (ImageSet, Normalizer, augment_generator, batch_slices, epoch_order, gather,
+                                     train_device)
+from budgetnet.train.distributed import SINGLE, Distributed, all_sum
+from budgetnet.train.ema import WeightEMA
 from budgetnet.train.recipe import Recipe
 from budgetnet.train.schedule import lr_at
 
 EVAL_BATCH = 500  # images per evaluation forward pass; memory only, results do not depend on it
+GPU_SYNC_STEPS = 50  # steps between loss reads on a GPU; a NaN is still reported at its exact step
 
 
 class TrainingDiverged(RuntimeError):
@@ -73,6 +77,19 @@ def _autocast(device: torch.device, precision: str) -> torch.autocast:
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
 
+def sync_interval(device: torch.device) -> int:
+    """Steps between host reads of the loss: every step on CPU (free), in groups on a GPU (a read stalls it)."""
+    return 1 if device.type == "cpu" else GPU_SYNC_STEPS
+
+
+def _stop_agreed(stop: StopRequest | None, dist: Distributed, device: torch.device) -> bool:
+    """Whether to stop now; with several ranks, all stop when any was asked to, at the same step."""
+    wanted = stop is not None and stop.requested
+    if dist.enabled:
+        wanted = bool(all_sum(torch.tensor([float(wanted)], device=device), dist).item() > 0)
+    return wanted
+
+
 def train_one_epoch(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -85,22 +102,44 @@ def train_one_epoch(
     progress: EpochProgress | None = None,
     stop: StopRequest | None = None,
     show_bar: bool = True,
+    dist: Distributed = SINGLE,
+    ema: WeightEMA | None = None,
 ) -> EpochProgress:
-    """Run (or continue) one epoch of SGD; raises TrainingDiverged or Interrupted, else returns the totals."""
+    """Run (or continue) one epoch of SGD on this rank's shard; raises TrainingDiverged or Interrupted."""
     from tqdm import tqdm
 
     progress = progress or EpochProgress(epoch)
-    order = epoch_order(len(train), epoch, recipe.seed)
+    order = epoch_order(len(train), epoch, recipe.seed, dist.rank, dist.world_size, train_device(train))
     slices = batch_slices(len(order), recipe.batch_size)
     generator = None
     if augment is not None:
-        generator = augment_generator(recipe.seed, epoch)
+        generator = augment_generator(recipe.seed, epoch, dist.rank)
         if progress.augment_state is not None:
             generator.set_state(progress.augment_state)
     model.train()
     bar = tqdm(total=len(slices), initial=progress.step, desc=f"epoch {epoch + 1}/{recipe.epochs}",
-               unit="step", disable=not show_bar, leave=False, dynamic_ncols=True)
+               unit="step", disable=not (show_bar and dist.is_main), leave=False, dynamic_ncols=True)
     start = time.perf_counter() - progress.seconds
+    every = sync_interval(device)
+    pending: list[torch.Tensor] = []  # per step: [loss x images, correct, images], still on the device
+
+    def settle(first_step: int) -> None:
+        # one host read (and one all-reduce across ranks) for the steps since the last one
+        totals = all_sum(torch.stack(pending), dist).tolist()
+        pending.clear()
+        for offset, (loss_sum, correct, n) in enumerate(totals):
+            if not np.isfinite(loss_sum):
+                bar.close()
+                raise TrainingDiverged(epoch, first_step + offset, loss_sum / n)
+            progress.step, progress.seen = first_step + offset + 1, progress.seen + int(n)
+            progress.loss_sum += loss_sum
+            progress.correct += int(correct)
+        progress.seconds = time.perf_counter() - start
+        bar.update(len(totals))
+        bar.set_postfix(loss=f"{progress.loss_sum / progress.seen:.3f}", acc=f"{progress.correct / progress.seen:.3f}",
+                        img_s=f"{progress.seen / max(progress.seconds, 1e-9):.0f}")
+
+    first = progress.step
     for step in range(progress.step, len(slices)):
         for group in optimizer.param_groups:
             group["lr"] = lr_at(recipe, epoch, step, len(slices))
@@ -111,27 +150,21 @@ def train_one_epoch(
         with _autocast(device, recipe.precision):
             logits = model(normalizer(images))
         loss = F.cross_entropy(logits.float(), labels, label_smoothing=recipe.label_smoothing)
-        loss_value = loss.item()
-        if not np.isfinite(loss_value):
-            bar.close()
-            raise TrainingDiverged(epoch, step, loss_value)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        n = len(labels)
-        progress.step, progress.seen = step + 1, progress.seen + n
-        progress.loss_sum += loss_value * n
-        progress.correct += int((logits.argmax(1) == labels).sum())
-        progress.seconds = time.perf_counter() - start
-        bar.update(1)
-        if step % 20 == 0 or step + 1 == len(slices):
-            bar.set_postfix(loss=f"{progress.loss_sum / progress.seen:.3f}",
-                            acc=f"{progress.correct / progress.seen:.3f}",
-                            img_s=f"{progress.seen / max(progress.seconds, 1e-9):.0f}")
-        if stop is not None and stop.requested and step + 1 < len(slices):
-            bar.close()
-            progress.augment_state = generator.get_state() if generator is not None else None
-            raise Interrupted(epoch, progress)
+        if ema is not None:
+            ema.update(getattr(model, "module", model))
+        n = torch.tensor(float(len(labels)), device=device)
+        pending.append(torch.stack([loss.detach() * n, (logits.argmax(1) == labels).sum().float(), n]))
+        last = step + 1 == len(slices)
+        if len(pending) == every or last:
+            settle(first)
+            first = step + 1
+            if _stop_agreed(stop, dist, device) and not last:
+                bar.close()
+                progress.augment_state = generator.get_state() if generator is not None else None
+                raise Interrupted(epoch, progress)
     bar.close()
     return progress
 
@@ -145,13 +178,18 @@ def evaluate(
     precision: str = "fp32",
     tta: bool = False,
     batch_size: int = EVAL_BATCH,
+    dist: Distributed = SINGLE,
 ) -> EvalResult:
-    """Mean cross-entropy and accuracy on `data`; `tta` averages the softmax of the image and its mirror."""
+    """Mean cross-entropy and accuracy on `data` (summed over ranks, each taking every world_size-th image).
+
+    `tta` averages the softmax of each image and its mirror. `predictions` holds this rank's images only.
+    """
     model.eval()
-    loss_sum, predictions = 0.0, []
-    for start in range(0, len(data), batch_size):
-        index = torch.arange(start, min(len(data), start + batch_size))
-        images, labels = gather(data, index)
+    mine = torch.arange(dist.rank, len(data), dist.world_size)
+    totals = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, images
+    predictions = []
+    for start in range(0, len(mine), batch_size):
+        images, labels = gather(data, mine[start : start + batch_size])
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
         x = normalizer(images)
         with _autocast(device, precision):
@@ -159,15 +197,18 @@ def evaluate(
             if tta:
                 probs = (logits.softmax(1) + model(x.flip(3)).float().softmax(1)) / 2
         if tta:
-            loss_sum += float(F.nll_loss(probs.clamp_min(1e-12).log(), labels, reduction="sum"))
-            predictions.append(probs.argmax(1).cpu())
+            loss = F.nll_loss(probs.clamp_min(1e-12).log(), labels, reduction="sum")
+            predicted = probs.argmax(1)
         else:
-            loss_sum += float(F.cross_entropy(logits, labels, reduction="sum"))
-            predictions.append(logits.argmax(1).cpu())
+            loss = F.cross_entropy(logits, labels, reduction="sum")
+            predicted = logits.argmax(1)
+        totals += torch.stack([loss.double(), (predicted == labels).sum().double(),
+                               torch.tensor(float(len(labels)), dtype=torch.float64, device=device)])
+        predictions.append(predicted.cpu())
+    loss_sum, correct, count = all_sum(totals, dist).tolist()
     pred = torch.cat(predictions).numpy() if predictions else np.zeros(0, dtype=np.int64)
-    labels = np.asarray(data.labels.cpu() if isinstance(data.labels, torch.Tensor) else data.labels)
-    n = max(len(data), 1)
-    return EvalResult(loss_sum / n, float((pred == labels).sum()) / n, pred)
+    count = max(count, 1)
+    return EvalResult(loss_sum / count, correct / count, pred)
 
 
 def epoch_metrics(
@@ -203,28 +244,36 @@ def fit(
     on_interrupt: Callable[[Interrupted], None] | None = None,
     stop: StopRequest | None = None,
     show_bar: bool = True,
+    dist: Distributed = SINGLE,
+    ema: WeightEMA | None = None,
 ) -> list[dict[str, Any]]:
-    """Train from `start_epoch` (continuing `progress` if given) to `recipe.epochs`; returns each epoch's metrics."""
+    """Train from `start_epoch` (continuing `progress` if given) to `recipe.epochs`; returns each epoch's metrics.
+
+    With an `ema`, the averaged weights are the ones evaluated and reported.
+    """
     history = []
+    evaluated = ema.module if ema is not None else model
     if stop is not None:
         stop.armed = True
     for epoch in range(start_epoch, recipe.epochs):
         started = time.perf_counter() - (progress.seconds if progress is not None else 0.0)
         try:
             done = train_one_epoch(model, optimizer, recipe, train, normalizer, epoch, device,
-                                   augment, progress, stop, show_bar)
+                                   augment, progress, stop, show_bar, dist, ema)
         except Interrupted as e:
             if on_interrupt is not None:
                 on_interrupt(e)
             raise
         progress = None
         lr = optimizer.param_groups[0]["lr"]
-        test_result = evaluate(model, test, normalizer, device, recipe.precision)
-        val_result = evaluate(model, val, normalizer, device, recipe.precision) if val is not None else None
+        test_result = evaluate(evaluated, test, normalizer, device, recipe.precision, recipe.tta, dist=dist)
+        val_result = None
+        if val is not None:
+            val_result = evaluate(evaluated, val, normalizer, device, recipe.precision, recipe.tta, dist=dist)
         metrics = epoch_metrics(done, lr, test_result, val_result, time.perf_counter() - started)
         history.append(metrics)
         if on_epoch_end is not None:
             on_epoch_end(metrics)
-        if stop is not None and stop.requested and epoch + 1 < recipe.epochs:
+        if _stop_agreed(stop, dist, device) and epoch + 1 < recipe.epochs:
             raise Interrupted(epoch + 1, None)
     return history

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from budgetnet.train.batches import ImageSet, Normalizer, stream_seed
+from budgetnet.train.batches import ImageSet, Normalizer, resident, stream_seed
 from budgetnet.train.recipe import Recipe, RecipeError
 
 _VAL_SALT = 0x7A1_5E7
@@ -68,4 +68,6 @@ def prepare_data(data: Any, recipe: Recipe, device: torch.device, progress: bool
         "train_rows": len(train),
     }
     test = ImageSet(data.test_images, data.test_labels)
+    train, test = resident(train, device), resident(test, device)
+    val = resident(val, device) if val is not None else None
     return PreparedData(train, test, val, Normalizer(tuple(info["mean"]), tuple(info["std"])), info, val_idx.tolist())

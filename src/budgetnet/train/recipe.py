@@ -10,6 +10,7 @@ from typing import Any
 from budgetnet.errors import BudgetnetError
 
 AUGMENT_MODES = ("offline", "online", "none")
+SCHEDULES = ("multistep", "cosine")
 PRECISIONS = ("fp32", "bf16")
 PAPER_EPOCHS = 50  # the paper's final schedule length
 PAPER_SAMPLES = 300_000  # 50k originals + 5 offline-augmented copies
@@ -31,7 +32,12 @@ class Recipe:
     weight_decay: float = 1e-4  # L2 coefficient applied by SGD to every parameter
     milestones: tuple[int, ...] = (15, 25, 35, 45)  # epochs (0-based starts) at which lr is multiplied by gamma
     gamma: float = 0.1  # lr multiplier at each milestone
+    schedule: str = "multistep"  # "multistep": x gamma at each milestone; "cosine": half-cosine to 0 after warm-up
     warmup_epochs: float = 0.0  # epochs of linear lr warm-up from 0 (0 = none, as in the paper)
+    nesterov: bool = False  # Nesterov momentum (the paper uses plain momentum)
+    ema_decay: float = 0.0  # per-step decay of an exponential moving average of the weights; 0 = no EMA.
+    # With EMA the averaged weights are the ones evaluated, reported and exported.
+    tta: bool = False  # report test (and val) accuracy with flip test-time augmentation
     label_smoothing: float = 0.0  # cross-entropy target smoothing, 0-1
     augment: str = "offline"  # "offline": the 6x store; "online": flip+crop per batch; "none"
     seed: int = 0  # seeds init, epoch order and online augmentation (the offline store always uses seed 0)
@@ -50,6 +56,9 @@ class Recipe:
             (all(m > 0 for m in self.milestones), f"milestones must be positive epochs, got {list(self.milestones)}"),
             (list(self.milestones) == sorted(set(self.milestones)), "milestones must be strictly increasing"),
             (self.gamma > 0, f"gamma must be positive, got {self.gamma}"),
+            (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}"),
+            (0 <= self.ema_decay < 1, f"ema decay must be in [0, 1), got {self.ema_decay}"),
+            (not self.nesterov or self.momentum > 0, "nesterov momentum needs a momentum above 0"),
             (self.warmup_epochs >= 0, f"warm-up epochs must be non-negative, got {self.warmup_epochs}"),
             (0 <= self.label_smoothing < 1, f"label smoothing must be in [0, 1), got {self.label_smoothing}"),
             (self.augment in AUGMENT_MODES, f"augment must be one of {', '.join(AUGMENT_MODES)}, got {self.augment!r}"),
@@ -99,6 +108,26 @@ class Recipe:
 RECIPES: dict[str, Recipe] = {
     # section 2.2: SGD(0.9, wd 1e-4), lr 0.1 x0.1 at 15/25/35/45, 50 epochs, batch 32, 300k offline store
     "paper": Recipe(),
+    # Beyond the paper, for time-to-accuracy on one GPU (docs/fast.md): large batches with a linearly
+    # scaled, warmed-up lr and a cosine decay, Nesterov, label smoothing, weight EMA and flip TTA, bf16,
+    # online flip+crop (fresh each epoch: at 16x fewer steps per epoch the fixed store repeats too much).
+    "fast": Recipe(
+        name="fast",
+        epochs=40,
+        batch_size=512,
+        lr=0.4,  # the usual CIFAR ResNet 0.1 per 128 images, scaled linearly to 512
+        momentum=0.9,
+        nesterov=True,
+        weight_decay=5e-4,
+        milestones=(),
+        schedule="cosine",
+        warmup_epochs=2.0,
+        label_smoothing=0.1,
+        ema_decay=0.999,
+        tta=True,
+        augment="online",
+        precision="bf16",
+    ),
 }
 
 

@@ -12,6 +12,8 @@ from budgetnet.counts import DEFAULT_BUDGET, check_budget, count_params
 from budgetnet.errors import BudgetnetError
 from budgetnet.presets import resolve_spec
 from budgetnet.spec import ResNetSpec
+from budgetnet.train.distributed import SINGLE, Distributed, barrier, device_for, from_environment, init_process_group
+from budgetnet.train.ema import WeightEMA
 from budgetnet.train.loop import EpochProgress, Interrupted, StopRequest, fit
 from budgetnet.train.prepare import PreparedData, prepare_data
 from budgetnet.train.recipe import Recipe
@@ -27,6 +29,7 @@ class RunOptions:
     quiet: bool = False  # one plain line per epoch, no progress bars
     download: bool = False  # let the data layer fetch CIFAR-10 if the path holds none
     stop: StopRequest = field(default_factory=StopRequest)  # set by a SIGINT handler to stop cleanly
+    compile: str | None = None  # torch.compile mode ("default", "reduce-overhead" = CUDA graphs, ...); None = eager
 
 
 @dataclass(frozen=True)
@@ -63,8 +66,19 @@ def _load_data(data: Any, download: bool) -> Any:
     return data  # already a CifarData
 
 
-def _checkpoint_state(arch: str, spec: ResNetSpec, recipe: Recipe, info: dict, model: torch.nn.Module,
-                      optimizer: torch.optim.Optimizer, epoch: int, progress: EpochProgress | None) -> dict[str, Any]:
+@dataclass
+class Trainee:
+    """The model as trained (maybe DDP-wrapped and compiled), its plain module, optimiser and weight average."""
+
+    module: torch.nn.Module  # the plain ResNet: its state_dict is what checkpoints hold
+    trained: torch.nn.Module  # what the loop calls: `module`, wrapped in DDP and/or compiled as asked
+    optimizer: torch.optim.Optimizer
+    ema: WeightEMA | None
+
+
+def _checkpoint_state(arch: str, spec: ResNetSpec, recipe: Recipe, info: dict, trainee: Trainee,
+                      epoch: int, progress: EpochProgress | None) -> dict[str, Any]:
+    model, optimizer = trainee.module, trainee.optimizer
     return {
         "arch": arch,
         "spec": spec.to_dict(),
@@ -77,6 +91,8 @@ def _checkpoint_state(arch: str, spec: ResNetSpec, recipe: Recipe, info: dict, m
         # the schedule is a pure function of (recipe, epoch, step): this is a record, not state to restore
         "schedule": {"epoch": epoch, "step": progress.step if progress else 0, "lr": optimizer.param_groups[0]["lr"]},
         "rng": rng_state(),
+        # with EMA, the averaged weights are the reported model (budgetnet.checkpoint loads them first)
+        "ema": trainee.ema.state_dict() if trainee.ema is not None else None,
     }
 
 
@@ -87,49 +103,81 @@ def _epoch_line(m: dict[str, Any], epochs: int) -> str:
             f"{m['images_per_s']:.0f} img/s {m['seconds']:.1f}s")
 
 
-def _build(spec: ResNetSpec, recipe: Recipe, device: torch.device) -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+def _build(spec: ResNetSpec, recipe: Recipe, device: torch.device, dist: Distributed,
+           compile_mode: str | None) -> Trainee:
     from budgetnet.model import build_model
 
     torch.manual_seed(recipe.seed)  # the only global seeding: weight init draws from the default generator
     model = build_model(spec).to(device, memory_format=torch.channels_last)
     optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
-                                weight_decay=recipe.weight_decay)
-    return model, optimizer
+                                weight_decay=recipe.weight_decay, nesterov=recipe.nesterov)
+    ema = WeightEMA(model, recipe.ema_decay) if recipe.ema_decay > 0 else None
+    trained: torch.nn.Module = model
+    if dist.enabled:
+        # every rank starts from the same init (same seed); DDP averages gradients in backward
+        trained = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+    if compile_mode is not None:
+        trained = torch.compile(trained, mode=compile_mode)
+    return Trainee(model, trained, optimizer, ema)
 
 
-def _train(run: RunDir, arch: str, spec: ResNetSpec, recipe: Recipe, prepared: PreparedData,
-           model: torch.nn.Module, optimizer: torch.optim.Optimizer, device: torch.device,
-           options: RunOptions, start_epoch: int, progress: EpochProgress | None) -> RunOutcome:
+def _train(run: RunDir, arch: str, spec: ResNetSpec, recipe: Recipe, prepared: PreparedData, trainee: Trainee,
+           device: torch.device, options: RunOptions, start_epoch: int, progress: EpochProgress | None,
+           dist: Distributed) -> RunOutcome:
     augment = None
     if recipe.augment == "online":
         from budgetnet.data import online_augment as augment
 
     def save(epoch: int, partial: EpochProgress | None) -> None:
-        run.save(_checkpoint_state(arch, spec, recipe, prepared.info, model, optimizer, epoch, partial))
+        if dist.is_main:  # one writer: rank 0 holds the same weights as every other rank
+            run.save(_checkpoint_state(arch, spec, recipe, prepared.info, trainee, epoch, partial))
 
     def on_epoch_end(metrics: dict[str, Any]) -> None:
-        # metrics first: a crash before the checkpoint leaves an extra line that resume trims
-        run.append_metrics(metrics)
-        save(metrics["epoch"], None)
-        print(_epoch_line(metrics, recipe.epochs), flush=True)
+        if dist.is_main:
+            # metrics first: a crash before the checkpoint leaves an extra line that resume trims
+            run.append_metrics(metrics)
+            save(metrics["epoch"], None)
+            print(_epoch_line(metrics, recipe.epochs), flush=True)
 
     def on_interrupt(e: Interrupted) -> None:
         save(e.epoch, e.progress)
 
-    fit(model, optimizer, recipe, prepared.train, prepared.test, prepared.normalizer, device,
+    fit(trainee.trained, trainee.optimizer, recipe, prepared.train, prepared.test, prepared.normalizer, device,
         val=prepared.val, augment=augment, start_epoch=start_epoch, progress=progress,
-        on_epoch_end=on_epoch_end, on_interrupt=on_interrupt, stop=options.stop, show_bar=not options.quiet)
+        on_epoch_end=on_epoch_end, on_interrupt=on_interrupt, stop=options.stop,
+        show_bar=not options.quiet, dist=dist, ema=trainee.ema)
+    barrier(dist)  # the other ranks wait for rank 0's last checkpoint before reading the run back
     return RunOutcome(run.path, run.read_metrics(), True)
 
 
+def _prepare(data: Any, recipe: Recipe, device: torch.device, options: RunOptions, dist: Distributed) -> PreparedData:
+    """Load data and the store; rank 0 goes first so the store is built once and the others reuse it."""
+    if not dist.is_main:
+        barrier(dist)
+    prepared = prepare_data(_load_data(data, options.download), recipe, device,
+                            progress=not options.quiet and dist.is_main)
+    if dist.is_main:
+        barrier(dist)
+    return prepared
+
+
 def _announce(arch: str, spec: ResNetSpec, recipe: Recipe, prepared: PreparedData, device: torch.device,
-              run: RunDir) -> None:
-    print(f"training {arch} ({count_params(spec):,} params) on {device} ({recipe.precision}), "
+              run: RunDir, dist: Distributed = SINGLE) -> None:
+    where = f"{dist.world_size} processes ({device.type}), batch {recipe.batch_size} each" if dist.enabled else str(device)
+    print(f"training {arch} ({count_params(spec):,} params) on {where} ({recipe.precision}), "
           f"{len(prepared.train):,} rows/epoch, {recipe.epochs} epochs, batch {recipe.batch_size} -> {run.path}",
           flush=True)
     reasons = recipe.scaled_down_reasons(len(prepared.train))
     if reasons:
         print(f"note: scaled down from the paper's regimen: {'; '.join(reasons)}", flush=True)
+
+
+def _start(options: RunOptions) -> tuple[Distributed, torch.device]:
+    """This process's rank (from torchrun's environment) and device, with the process group joined."""
+    dist = from_environment()
+    device = device_for(dist, pick_device(options.device))
+    init_process_group(dist, device)
+    return dist, device
 
 
 def new_run(arch: str | ResNetSpec, recipe: Recipe, data: Any, out: str | Path,
@@ -142,14 +190,17 @@ def new_run(arch: str | ResNetSpec, recipe: Recipe, data: Any, out: str | Path,
         raise BudgetnetError(f"{run.path} already holds a run; continue it with --resume {run.path}")
     if run.metrics_path.exists():
         raise BudgetnetError(f"{run.path} holds a run that never saved a checkpoint; delete it or pick another --out")
-    device = pick_device(options.device)
-    prepared = prepare_data(_load_data(data, options.download), recipe, device, progress=not options.quiet)
-    run.create(name, spec, recipe, prepared.info, environment(device, options.deterministic))
-    if prepared.val_indices:
-        run.write_json("val_indices.json", prepared.val_indices)
-    model, optimizer = _build(spec, recipe, device)
-    _announce(name, spec, recipe, prepared, device, run)
-    return _train(run, name, spec, recipe, prepared, model, optimizer, device, options, 0, None)
+    dist, device = _start(options)
+    prepared = _prepare(data, recipe, device, options, dist)
+    if dist.is_main:
+        env = {**environment(device, options.deterministic), "world_size": dist.world_size, "compile": options.compile}
+        run.create(name, spec, recipe, prepared.info, env)
+        if prepared.val_indices:
+            run.write_json("val_indices.json", prepared.val_indices)
+    trainee = _build(spec, recipe, device, dist, options.compile)
+    if dist.is_main:
+        _announce(name, spec, recipe, prepared, device, run, dist)
+    return _train(run, name, spec, recipe, prepared, trainee, device, options, 0, None, dist)
 
 
 def resume_run(path: str | Path, data: Any = None, options: RunOptions = RunOptions()) -> RunOutcome:
@@ -160,21 +211,25 @@ def resume_run(path: str | Path, data: Any = None, options: RunOptions = RunOpti
     if state["epoch"] >= recipe.epochs:
         return RunOutcome(run.path, run.read_metrics(), True)
     recorded = state["data"]["source"]
-    loaded = _load_data(data if data is not None else recorded.get("path"), options.download)
-    if loaded.source.get("fingerprint") != recorded.get("fingerprint"):
-        raise BudgetnetError(f"the data at {loaded.source.get('path')} is not the data this run was trained on "
-                             f"(fingerprint {loaded.source.get('fingerprint')} != {recorded.get('fingerprint')})")
-    device = pick_device(options.device)
-    prepared = prepare_data(loaded, recipe, device, progress=not options.quiet)
-    model, optimizer = _build(spec, recipe, device)
-    model.load_state_dict(state["model"])
-    optimizer.load_state_dict(state["optimizer"])
+    dist, device = _start(options)
+    source = data if data is not None else recorded.get("path")
+    prepared = _prepare(source, recipe, device, options, dist)
+    if prepared.info["source"].get("fingerprint") != recorded.get("fingerprint"):
+        raise BudgetnetError(f"the data at {prepared.info['source'].get('path')} is not the data this run was trained "
+                             f"on (fingerprint {prepared.info['source'].get('fingerprint')} != "
+                             f"{recorded.get('fingerprint')})")
+    trainee = _build(spec, recipe, device, dist, options.compile)
+    trainee.module.load_state_dict(state["model"])
+    trainee.optimizer.load_state_dict(state["optimizer"])
+    if trainee.ema is not None:
+        trainee.ema.load_state_dict(state["ema"])
     restore_rng_state(state["rng"])
-    run.keep_metrics_through(state["epoch"])
     progress = EpochProgress(**state["partial"]) if state.get("partial") else None
-    where = f"epoch {state['epoch'] + 1}" + (f", step {progress.step + 1}" if progress else "")
-    print(f"resuming {arch} in {run.path} at {where} of {recipe.epochs}", flush=True)
-    return _train(run, arch, spec, recipe, prepared, model, optimizer, device, options, state["epoch"], progress)
+    if dist.is_main:
+        run.keep_metrics_through(state["epoch"])
+        where = f"epoch {state['epoch'] + 1}" + (f", step {progress.step + 1}" if progress else "")
+        print(f"resuming {arch} in {run.path} at {where} of {recipe.epochs}", flush=True)
+    return _train(run, arch, spec, recipe, prepared, trainee, device, options, state["epoch"], progress, dist)
 
 
 def describe(outcome: RunOutcome) -> str:
