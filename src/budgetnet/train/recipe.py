@@ -57,6 +57,8 @@ class Recipe:
             (list(self.milestones) == sorted(set(self.milestones)), "milestones must be strictly increasing"),
             (self.gamma > 0, f"gamma must be positive, got {self.gamma}"),
             (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}"),
+            (self.schedule != "cosine" or self.warmup_epochs < self.epochs,
+             f"a cosine schedule needs fewer warm-up epochs ({self.warmup_epochs}) than epochs ({self.epochs})"),
             (0 <= self.ema_decay < 1, f"ema decay must be in [0, 1), got {self.ema_decay}"),
             (not self.nesterov or self.momentum > 0, "nesterov momentum needs a momentum above 0"),
             (self.warmup_epochs >= 0, f"warm-up epochs must be non-negative, got {self.warmup_epochs}"),

@@ -1,0 +1,40 @@
+"""The benchmark scripts still run, in their smallest modes (their figures are not checked here)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from train_fixtures import TINY_SPEC, write_binary_cifar
+
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def _run(tmp_path, *argv: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "BUDGETNET_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, *argv], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+
+
+def test_gpu_check_tiny_mode_prints_the_table(tmp_path):
+    write_binary_cifar(tmp_path / "data", n_per_batch=64, n_test=40)
+    result = _run(tmp_path, str(BENCHMARKS / "gpu_check.py"), "--tiny", "--device", "cpu", "--data", "data",
+                  "--out", "check")
+    assert result.returncode == 0, result.stderr
+    for line in ("store build", "paper recipe (batch 32, bf16)", "fast: time to 94.00%", "fast: time to 95.67%",
+                 "fast: final test accuracy", "official files (lossless)"):
+        assert line in result.stdout
+    report = json.loads((tmp_path / "check" / "gpu_check.json").read_text())
+    assert report["store_samples"] == 6 * 256 and report["tiny"] is True
+    assert report["paper_images_per_s"] > 0 and 0 <= report["fast_final_test_acc"] <= 1
+
+
+def test_train_throughput_json(tmp_path):
+    TINY_SPEC.save(tmp_path / "tiny.json")
+    result = _run(tmp_path, str(BENCHMARKS / "train_throughput.py"), "--arch", "tiny.json", "--steps", "2",
+                  "--warmup", "1", "--batches", "8", "16", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["speedup"] == report["results"]["16"]["train_ratio"] > 0
