@@ -106,3 +106,17 @@ def test_card_of_an_unfinished_run_is_one_line(tiny_run: Path, tmp_path: Path, c
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "has not finished an epoch" in err
     assert main(["card", str(tmp_path / "absent")]) == 2
+
+
+def test_reproduce_command_parses_with_the_real_train_cli(tmp_path: Path) -> None:
+    import shlex
+
+    from budgetnet.cli.main import build_parser
+    from budgetnet.deploy.card import train_command
+    from budgetnet.train.recipe import Recipe
+
+    recipe = Recipe().replace(nesterov=True, milestones=(), subset=100).to_dict()
+    argv = shlex.split(train_command(tmp_path / "run", "approach-2a", recipe, "data/cifar"))[1:]
+    args = build_parser().parse_args(argv)
+    assert args.nesterov is True and args.tta is False and args.milestones == () and args.subset == 100
+    assert args.arch == "approach-2a" and args.lr == recipe["lr"] and args.out == str(tmp_path / "run") + "-reproduced"

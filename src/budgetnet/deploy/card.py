@@ -55,8 +55,13 @@ def train_command(run_dir: Path, arch: str, recipe: dict[str, Any], data_path: s
     for key, value in recipe.items():
         if key == "name" or value is None:
             continue
-        flag = "--" + key.replace("_", "-")
-        parts.append(f"{flag} {','.join(map(str, value)) or 'none'}" if isinstance(value, list) else f"{flag} {value}")
+        flag = key.replace("_", "-")
+        if isinstance(value, bool):  # the trainer's on/off flags are --flag / --no-flag
+            parts.append(f"--{flag}" if value else f"--no-{flag}")
+        elif isinstance(value, list):
+            parts.append(f"--{flag} {','.join(map(str, value)) or 'none'}")
+        else:
+            parts.append(f"--{flag} {value}")
     return " ".join(parts) + f" --out {run_dir}-reproduced"
 
 
