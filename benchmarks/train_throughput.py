@@ -137,8 +137,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=12, help="timed training steps per path and batch size")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     parser.add_argument("--batches", type=int, nargs="+", default=[32, 256])
+    parser.add_argument("--threads", type=int, default=None, help="torch threads for both paths (default: torch's)")
     parser.add_argument("--json", action="store_true", help="print one JSON object; speedup = the largest batch's ratio")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     results = {b: measure(args.arch, b, args.steps, args.warmup) for b in args.batches}
     env = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine()}
     if args.json:

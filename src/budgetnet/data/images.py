@@ -47,7 +47,9 @@ def decode_image(data: bytes, name: str) -> np.ndarray:
         with Image.open(io.BytesIO(data)) as image:
             image.load()
             return to_cifar_array(image)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
+    except UnidentifiedImageError:
+        raise DataError(f"{name}: not a readable image (not a recognised PNG or JPEG file)") from None
+    except (OSError, ValueError, SyntaxError) as e:
         raise DataError(f"{name}: not a readable image ({e})") from None
 
 
