@@ -73,6 +73,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--steps", type=int, default=60, help="timed training steps for the throughput figure")
     parser.add_argument("--out", default="/tmp/budgetnet-train-cpu")
+    parser.add_argument("--throughput-only", action="store_true", help="skip the training run (step 2)")
     args = parser.parse_args()
 
     cpu0, wall0 = cpu_seconds(), time.perf_counter()
@@ -80,6 +81,8 @@ def main() -> None:
     speed = throughput(args.arch, data, args.steps, eval_images=2000)
     speed["load_average"] = os.getloadavg()
     print(json.dumps(speed), flush=True)
+    if args.throughput_only:
+        return
 
     out = Path(args.out)
     code = budgetnet(["reproduce", "--data", args.data, "--archs", args.arch, "--seeds", "1", "--epochs",

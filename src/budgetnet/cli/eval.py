@@ -39,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     result["checkpoint"] = str(path)
     out = run_dir_of(path)
     atomic_write_text(out / "eval.json", json.dumps(result, indent=2) + "\n")
-    title = f"{result['arch']}, epoch {result['epoch']}: {100 * result['accuracy']:.2f}%{' (flip TTA)' if args.tta else ''}"
+    partial = f" + {result['steps_into_next_epoch']} steps" if result["steps_into_next_epoch"] else ""
+    title = f"{result['arch']}, epoch {result['epoch']}{partial}: {100 * result['accuracy']:.2f}%{' (flip TTA)' if args.tta else ''}"
     plot_confusion(np.array(result["confusion"]), result["classes"], out / "confusion.png", title)
     if not result["same_data_as_training"]:
         print(f"note: {data_path} is not the dataset this run was trained with", file=sys.stderr)

@@ -17,8 +17,9 @@ def register(verbs: argparse._SubParsersAction) -> None:
 
 
 def run_labels(paths: list[Path]) -> list[str]:
-    """Short labels: the directory names, or the full paths when names repeat."""
-    names = [p.resolve().name for p in paths]
+    """Short labels: the directory names (ARCH/seed-K for reproduce runs), or full paths when names repeat."""
+    names = [f"{p.resolve().parent.name}/{p.resolve().name}" if p.resolve().name.startswith("seed-")
+             else p.resolve().name for p in paths]
     return names if len(set(names)) == len(names) else [str(p) for p in paths]
 
 

@@ -39,7 +39,10 @@ def plot_curves(runs: Sequence[tuple[str, list[dict[str, Any]]]], out: str | Pat
                 ax_loss.plot(epochs, [m[f"{split}_loss"] for m in metrics], style, color=colour, label=f"{label} {split}")
                 ax_acc.plot(epochs, [100 * m[f"{split}_acc"] for m in metrics], style, color=colour,
                             label=f"{label} {split}")
+    from matplotlib.ticker import MaxNLocator
+
     for ax, name in ((ax_loss, "cross-entropy loss"), (ax_acc, "accuracy (%)")):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("epoch")
         ax.set_ylabel(name)
         ax.grid(alpha=0.3)

@@ -40,7 +40,8 @@ def evaluate_checkpoint(state: dict[str, Any], data: Any, device: torch.device, 
     per_class = {c: (float(matrix[i, i] / totals[i]) if totals[i] else None) for i, c in enumerate(classes)}
     return {
         "arch": state.get("arch"),
-        "epoch": state.get("epoch"),
+        "epoch": state.get("epoch"),  # completed epochs
+        "steps_into_next_epoch": (state.get("partial") or {}).get("step", 0),  # >0 for a checkpoint saved on Ctrl-C
         "data": data.source.get("path"),
         "fingerprint": data.source.get("fingerprint"),
         "same_data_as_training": data.source.get("fingerprint") == info["source"].get("fingerprint"),
