@@ -6,6 +6,7 @@ import argparse
 import json
 from typing import Any
 
+from budgetnet.cli.argtypes import positive_int
 from budgetnet.counts import DEFAULT_BUDGET, count_macs, count_params, layer_counts
 from budgetnet.presets import PRESETS, resolve_spec
 from budgetnet.spec import ResNetSpec
@@ -19,25 +20,15 @@ def register(verbs: argparse._SubParsersAction) -> None:
 
     listing = sub.add_parser("list", help="a table of every preset with params, MACs and budget check")
     listing.add_argument("--json", action="store_true", help="print a JSON list for scripts")
-    listing.add_argument("--budget", type=_positive_int, default=DEFAULT_BUDGET, help="parameter budget (default 5,000,000)")
+    listing.add_argument("--budget", type=positive_int, default=DEFAULT_BUDGET, help="parameter budget (default 5,000,000)")
     listing.set_defaults(run=run_list)
 
     show = sub.add_parser("show", help="per-stage and per-layer params and MACs of a preset or JSON spec")
     show.add_argument("arch", metavar="NAME_OR_JSON", help="a preset name or a path to a spec .json")
     show.add_argument("--json", action="store_true", help="print JSON for scripts")
     show.add_argument("--plot", metavar="OUT.png", help="draw the architecture (the paper's Figure 9) to a PNG")
-    show.add_argument("--budget", type=_positive_int, default=DEFAULT_BUDGET, help="parameter budget (default 5,000,000)")
+    show.add_argument("--budget", type=positive_int, default=DEFAULT_BUDGET, help="parameter budget (default 5,000,000)")
     show.set_defaults(run=run_show)
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text.replace(",", "").replace("_", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def summary(name: str, spec: ResNetSpec, budget: int) -> dict[str, Any]:

@@ -7,7 +7,10 @@ import argparse
 
 def positive_int(text: str) -> int:
     """An integer >= 1; thousands separators (',' or '_') are allowed."""
-    value = nonneg_int(text)
+    try:
+        value = nonneg_int(text)
+    except argparse.ArgumentTypeError:
+        value = 0
     if value == 0:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
     return value
