@@ -76,3 +76,11 @@ def test_fast_recipe_resume_mid_epoch_is_bit_identical(tmp_path):
     for key in a["model"]:
         assert torch.equal(a["model"][key], b["model"][key]), key
         assert torch.equal(a["ema"]["module"][key], b["ema"]["module"][key]), key
+
+
+def test_compiled_training_saves_plain_weights(tmp_path):
+    recipe = RECIPES["paper"].replace(epochs=1, batch_size=32, augment="none")
+    new_run(TINY_SPEC, recipe, fake_cifar(), tmp_path / "run", options=RunOptions(quiet=True, compile="default"))
+    state = load_checkpoint(tmp_path / "run")
+    assert not any(key.startswith("_orig_mod") for key in state["model"])  # loadable without torch.compile
+    model_from_checkpoint(state)
