@@ -155,7 +155,7 @@ def train_one_epoch(
         optimizer.step()
         if ema is not None:
             ema.update(getattr(model, "module", model))
-        n = torch.tensor(float(len(labels)), device=device)
+        n = torch.full((), float(len(labels)), device=device)  # a fill kernel: no host-to-device copy to wait on
         pending.append(torch.stack([loss.detach() * n, (logits.argmax(1) == labels).sum().float(), n]))
         last = step + 1 == len(slices)
         if len(pending) == every or last:
@@ -203,7 +203,7 @@ def evaluate(
             loss = F.cross_entropy(logits, labels, reduction="sum")
             predicted = logits.argmax(1)
         totals += torch.stack([loss.double(), (predicted == labels).sum().double(),
-                               torch.tensor(float(len(labels)), dtype=torch.float64, device=device)])
+                               torch.full((), float(len(labels)), dtype=torch.float64, device=device)])
         predictions.append(predicted.cpu())
     loss_sum, correct, count = all_sum(totals, dist).tolist()
     pred = torch.cat(predictions).numpy() if predictions else np.zeros(0, dtype=np.int64)
