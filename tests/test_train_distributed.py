@@ -37,9 +37,9 @@ def env(tmp_path):
     return tmp_path, environ
 
 
-def _args(out: str, batch: int, epochs: int = 3) -> list[str]:
+def _args(out: str, batch: int, epochs: int = 3, augment: str = "none") -> list[str]:
     return ["train", "--arch", "tiny.json", "--data", "data", "--epochs", str(epochs), "--batch-size", str(batch),
-            "--augment", "none", "--lr", "0.05", "--milestones", "2", "--quiet", "--out", out]
+            "--augment", augment, "--lr", "0.05", "--milestones", "2", "--quiet", "--out", out]
 
 
 def _torchrun(tmp: Path, environ: dict, *args: str) -> subprocess.CompletedProcess:
@@ -77,13 +77,13 @@ def _free_port() -> int:
 def test_interrupted_distributed_run_resumes_to_the_same_weights(env):
     tmp, environ = env
     write_binary_cifar(tmp / "data", n_per_batch=400, n_test=40)  # 2,000 images: long enough to interrupt
-    straight = _torchrun(tmp, environ, *_args("straight", 16, epochs=4))
+    straight = _torchrun(tmp, environ, *_args("straight", 16, epochs=4, augment="online"))
     assert straight.returncode == 0, straight.stderr
 
     # launch the two ranks as torchrun does (same environment contract), so each can get its own Ctrl-C
     port = str(_free_port())
     workers = [
-        subprocess.Popen([sys.executable, "-m", "budgetnet", *_args("split", 16, epochs=4)], cwd=tmp,
+        subprocess.Popen([sys.executable, "-m", "budgetnet", *_args("split", 16, epochs=4, augment="online")], cwd=tmp,
                          env={**environ, "RANK": str(r), "LOCAL_RANK": str(r), "WORLD_SIZE": "2",
                               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": port},
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -98,7 +98,13 @@ def test_interrupted_distributed_run_resumes_to_the_same_weights(env):
     codes = [w.wait(timeout=120) for w in workers]
     assert codes == [130, 130], [w.stderr.read() for w in workers]
     saved = load_checkpoint(tmp / "split")
-    assert 1 <= saved["epoch"] < 4
+    assert 1 <= saved["epoch"] < 4 and saved["world_size"] == 2
+    if saved["partial"] is not None:  # stopped mid-epoch: each rank's augmentation stream is kept
+        assert saved["partial"]["augment_state"].shape[0] == 2
+
+    refused = subprocess.run([sys.executable, "-m", "budgetnet", "train", "--resume", "split"], cwd=tmp, env=environ,
+                             capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "trained by 2 process(es)" in refused.stderr
 
     resumed = _torchrun(tmp, environ, "train", "--resume", "split", "--quiet")
     assert resumed.returncode == 0, resumed.stderr

@@ -9,12 +9,12 @@ import time
 from pathlib import Path
 
 from budgetnet.cli.argtypes import epoch_list, nonneg_float, nonneg_int, positive_int
+from budgetnet.cli.main import INTERRUPTED
 from budgetnet.counts import DEFAULT_BUDGET
 from budgetnet.errors import BudgetnetError
 from budgetnet.train.recipe import AUGMENT_MODES, PRECISIONS, RECIPES, SCHEDULES
 
 DEFAULT_ARCH = "approach-2a"  # the paper's best model
-INTERRUPTED = 130  # exit code after Ctrl-C, as shells report SIGINT
 DIVERGED = 1  # exit code when the loss became NaN/inf: not a usage error, the run itself failed
 # flags that change what is computed: a resumed run keeps its recorded values
 RECIPE_FLAGS = ("epochs", "lr", "milestones", "gamma", "batch_size", "weight_decay", "momentum", "warmup_epochs",

@@ -232,4 +232,8 @@ def online_augment(images: torch.Tensor, generator: torch.Generator) -> torch.Te
     n = len(images)
     flips = torch.rand(n, generator=generator, device=generator.device) < 0.5
     offsets = torch.randint(0, 2 * PAD + 1, (n, 2), generator=generator, device=generator.device)
+    if images.device.type == "cuda" and generator.device.type == "cpu":
+        # pinned, non-blocking copies: a plain .to() would wait for every queued kernel each step
+        flips = flips.pin_memory().to(images.device, non_blocking=True)
+        offsets = offsets.pin_memory().to(images.device, non_blocking=True)
     return pad_crop(images, offsets, flips)

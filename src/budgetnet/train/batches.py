@@ -77,11 +77,11 @@ def resident(data: ImageSet, device: torch.device, headroom: float = 0.5) -> Ima
     """
     if device.type != "cuda":
         return data
+    free, _ = torch.cuda.mem_get_info(device)
+    if len(data) * data.images[0].nbytes > headroom * free:
+        return data  # too big: batches are copied from host memory as they are needed
     images = data.images if data.rows is None else data.images[np.asarray(data.rows)]
     labels = data.labels if data.rows is None else np.asarray(data.labels)[np.asarray(data.rows)]
-    free, _ = torch.cuda.mem_get_info(device)
-    if images.nbytes > headroom * free:
-        return data  # too big: batches are copied from host memory as they are needed
     # np.array copies out of a read-only memory map, which torch.from_numpy would warn about
     return ImageSet(torch.from_numpy(np.array(images)).to(device), torch.from_numpy(np.array(labels)).to(device))
 

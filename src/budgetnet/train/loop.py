@@ -90,6 +90,17 @@ def _stop_agreed(stop: StopRequest | None, dist: Distributed, device: torch.devi
     return wanted
 
 
+def _gather_states(generator: torch.Generator, dist: Distributed, device: torch.device) -> torch.Tensor:
+    """This rank's generator state, or with several ranks every rank's, stacked (world, L), for rank 0 to save."""
+    state = generator.get_state()
+    if not dist.enabled:
+        return state
+    mine = state.to(device)  # NCCL gathers GPU tensors only
+    states = [torch.empty_like(mine) for _ in range(dist.world_size)]
+    torch.distributed.all_gather(states, mine)
+    return torch.stack(states).cpu()
+
+
 def train_one_epoch(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -115,7 +126,8 @@ def train_one_epoch(
     if augment is not None:
         generator = augment_generator(recipe.seed, epoch, dist.rank)
         if progress.augment_state is not None:
-            generator.set_state(progress.augment_state)
+            state = progress.augment_state
+            generator.set_state(state[dist.rank] if state.dim() == 2 else state)
     model.train()
     bar = tqdm(total=len(slices), initial=progress.step, desc=f"epoch {epoch + 1}/{recipe.epochs}",
                unit="step", disable=not (show_bar and dist.is_main), leave=False, dynamic_ncols=True)
@@ -163,7 +175,7 @@ def train_one_epoch(
             first = step + 1
             if _stop_agreed(stop, dist, device) and not last:
                 bar.close()
-                progress.augment_state = generator.get_state() if generator is not None else None
+                progress.augment_state = _gather_states(generator, dist, device) if generator is not None else None
                 raise Interrupted(epoch, progress)
     bar.close()
     return progress

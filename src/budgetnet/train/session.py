@@ -77,7 +77,7 @@ class Trainee:
 
 
 def _checkpoint_state(arch: str, spec: ResNetSpec, recipe: Recipe, info: dict, trainee: Trainee,
-                      epoch: int, progress: EpochProgress | None) -> dict[str, Any]:
+                      epoch: int, progress: EpochProgress | None, world_size: int) -> dict[str, Any]:
     model, optimizer = trainee.module, trainee.optimizer
     return {
         "arch": arch,
@@ -93,6 +93,7 @@ def _checkpoint_state(arch: str, spec: ResNetSpec, recipe: Recipe, info: dict, t
         "rng": rng_state(),
         # with EMA, the averaged weights are the reported model (budgetnet.checkpoint loads them first)
         "ema": trainee.ema.state_dict() if trainee.ema is not None else None,
+        "world_size": world_size,  # the shards and the global batch depend on it
     }
 
 
@@ -130,7 +131,7 @@ def _train(run: RunDir, arch: str, spec: ResNetSpec, recipe: Recipe, prepared: P
 
     def save(epoch: int, partial: EpochProgress | None) -> None:
         if dist.is_main:  # one writer: rank 0 holds the same weights as every other rank
-            run.save(_checkpoint_state(arch, spec, recipe, prepared.info, trainee, epoch, partial))
+            run.save(_checkpoint_state(arch, spec, recipe, prepared.info, trainee, epoch, partial, dist.world_size))
 
     def on_epoch_end(metrics: dict[str, Any]) -> None:
         if dist.is_main:
@@ -212,6 +213,10 @@ def resume_run(path: str | Path, data: Any = None, options: RunOptions = RunOpti
         return RunOutcome(run.path, run.read_metrics(), True)
     recorded = state["data"]["source"]
     dist, device = _start(options)
+    trained_on = state.get("world_size", 1)
+    if trained_on != dist.world_size:
+        raise BudgetnetError(f"{run.path} was trained by {trained_on} process(es); resume it with the same number "
+                             f"(this is {dist.world_size}), since the data shards and the global batch depend on it")
     source = data if data is not None else recorded.get("path")
     prepared = _prepare(source, recipe, device, options, dist)
     if prepared.info["source"].get("fingerprint") != recorded.get("fingerprint"):
