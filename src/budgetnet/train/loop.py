@@ -127,7 +127,7 @@ def train_one_epoch(
         generator = augment_generator(recipe.seed, epoch, dist.rank)
         if progress.augment_state is not None:
             state = progress.augment_state
-            generator.set_state(state[dist.rank] if state.dim() == 2 else state)
+            generator.set_state(state[dist.rank].clone() if state.dim() == 2 else state)  # a row of its own
     model.train()
     bar = tqdm(total=len(slices), initial=progress.step, desc=f"epoch {epoch + 1}/{recipe.epochs}",
                unit="step", disable=not (show_bar and dist.is_main), leave=False, dynamic_ncols=True)
