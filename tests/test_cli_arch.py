@@ -109,3 +109,16 @@ def test_console_script_and_module_entry_points():
     result = subprocess.run([sys.executable, "-m", "budgetnet", "arch", "list", "--json"], capture_output=True, text=True)
     assert result.returncode == 0
     assert len(json.loads(result.stdout)) == len(PRESETS)
+
+
+def test_missing_optional_dependency_names_the_extra(capsys, monkeypatch):
+    import budgetnet.cli.arch as arch
+
+    def needs_onnx(args):
+        raise ModuleNotFoundError("No module named 'onnxruntime'", name="onnxruntime")
+
+    monkeypatch.setattr(arch, "run_list", needs_onnx)
+    code, _, err = run(capsys, "arch", "list")
+    assert code == 2
+    assert err.strip() == ("budgetnet: error: this command needs onnxruntime, from the 'deploy' extra: "
+                           "pip install 'budgetnet[deploy]' (or pip install -e '.[deploy]' in a clone)")

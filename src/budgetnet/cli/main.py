@@ -24,6 +24,7 @@ VERB_MODULES = (
     "reproduce",
 )
 
+OPTIONAL_MODULES = {"onnx": "deploy", "onnxruntime": "deploy", "onnxscript": "deploy"}  # module -> extra
 USAGE_ERROR = 2  # exit code for bad flags, values, specs or files
 INTERRUPTED = 130  # exit code after Ctrl-C, as shells report SIGINT
 
@@ -53,6 +54,14 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.run(args) or 0)
     except BudgetnetError as e:
         print(f"budgetnet: error: {e}", file=sys.stderr)
+        return USAGE_ERROR
+    except ModuleNotFoundError as e:
+        root = (e.name or "").split(".")[0]
+        if root not in OPTIONAL_MODULES:
+            raise
+        extra = OPTIONAL_MODULES[root]
+        print(f"budgetnet: error: this command needs {root}, from the '{extra}' extra: "
+              f"pip install 'budgetnet[{extra}]' (or pip install -e '.[{extra}]' in a clone)", file=sys.stderr)
         return USAGE_ERROR
     except KeyboardInterrupt:
         print("budgetnet: interrupted", file=sys.stderr)
