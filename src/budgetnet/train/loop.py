@@ -135,9 +135,14 @@ def train_one_epoch(
     every = sync_interval(device)
     pending: list[torch.Tensor] = []  # per step: [loss x images, correct, images], still on the device
 
-    def settle(first_step: int) -> None:
-        # one host read (and one all-reduce across ranks) for the steps since the last one
-        totals = all_sum(torch.stack(pending), dist).tolist()
+    def settle(first_step: int) -> bool:
+        # one host read (and one all-reduce across ranks) for the steps since the last one; it also
+        # carries the stop flag, so that all ranks agree to stop at the same step. Returns that agreement.
+        rows = torch.stack(pending)
+        if dist.enabled:
+            rows = torch.cat([rows, rows.new_tensor([[float(stop is not None and stop.requested), 0.0, 0.0]])])
+        totals = all_sum(rows, dist).tolist()
+        agreed = totals.pop()[0] > 0 if dist.enabled else None
         pending.clear()
         for offset, (loss_sum, correct, n) in enumerate(totals):
             if not np.isfinite(loss_sum):
@@ -150,6 +155,7 @@ def train_one_epoch(
         bar.update(len(totals))
         bar.set_postfix(loss=f"{progress.loss_sum / progress.seen:.3f}", acc=f"{progress.correct / progress.seen:.3f}",
                         img_s=f"{progress.seen / max(progress.seconds, 1e-9):.0f}")
+        return agreed if agreed is not None else (stop is not None and stop.requested)
 
     first = progress.step
     for step in range(progress.step, len(slices)):
@@ -171,9 +177,9 @@ def train_one_epoch(
         pending.append(torch.stack([loss.detach() * n, (logits.argmax(1) == labels).sum().float(), n]))
         last = step + 1 == len(slices)
         if len(pending) == every or last:
-            settle(first)
+            stop_now = settle(first)
             first = step + 1
-            if _stop_agreed(stop, dist, device) and not last:
+            if stop_now and not last:
                 bar.close()
                 progress.augment_state = _gather_states(generator, dist, device) if generator is not None else None
                 raise Interrupted(epoch, progress)
