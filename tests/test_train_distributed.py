@@ -32,7 +32,8 @@ LOSS_TOLERANCE = 0.02  # relative, per epoch, see the module docstring
 @pytest.fixture()
 def env(tmp_path):
     TINY_SPEC.save(tmp_path / "tiny.json")
-    write_binary_cifar(tmp_path / "data", n_per_batch=64, n_test=40)
+    # 501 test images: the ranks evaluate unequal shards, 251 and 250 images (2 and 1 batches of 500)
+    write_binary_cifar(tmp_path / "data", n_per_batch=64, n_test=501)
     environ = {**os.environ, "BUDGETNET_CACHE": str(tmp_path / "cache"), "OMP_NUM_THREADS": "1"}
     return tmp_path, environ
 

@@ -10,22 +10,23 @@ from torch import nn
 
 
 class WeightEMA:
-    """Keeps `module`, a copy of the model whose parameters trail the trained ones by `decay` per step."""
+    """Keeps `module`, a copy of `source` whose parameters trail the trained ones by `decay` per step."""
 
-    def __init__(self, model: nn.Module, decay: float) -> None:
+    def __init__(self, source: nn.Module, decay: float) -> None:
         self.decay = decay  # per optimiser step
-        self.module = copy.deepcopy(model).eval().requires_grad_(False)
+        self.source = source  # the plain model being trained (not a DDP or compiled wrapper)
+        self.module = copy.deepcopy(source).eval().requires_grad_(False)
         self.updates = 0  # steps averaged so far
 
     @torch.no_grad()
-    def update(self, model: nn.Module) -> None:
-        """Move the average one step towards `model`'s current weights; BN statistics are copied."""
+    def update(self) -> None:
+        """Move the average one step towards the source's current weights; BN statistics are copied."""
         self.updates += 1
         # early on a plain 0.999 average would be mostly the random init: ramp the decay up instead
         decay = min(self.decay, (1 + self.updates) / (10 + self.updates))
         ema_params = list(self.module.parameters())
-        torch._foreach_lerp_(ema_params, [p.detach() for p in model.parameters()], 1 - decay)
-        for ema_buffer, buffer in zip(self.module.buffers(), model.buffers()):
+        torch._foreach_lerp_(ema_params, [p.detach() for p in self.source.parameters()], 1 - decay)
+        for ema_buffer, buffer in zip(self.module.buffers(), self.source.buffers()):
             ema_buffer.copy_(buffer)
 
     def state_dict(self) -> dict[str, Any]:

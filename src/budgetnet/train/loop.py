@@ -172,7 +172,7 @@ def train_one_epoch(
         loss.backward()
         optimizer.step()
         if ema is not None:
-            ema.update(getattr(model, "module", model))
+            ema.update()
         n = torch.full((), float(len(labels)), device=device)  # a fill kernel: no host-to-device copy to wait on
         pending.append(torch.stack([loss.detach() * n, (logits.argmax(1) == labels).sum().float(), n]))
         last = step + 1 == len(slices)
@@ -264,13 +264,16 @@ def fit(
     show_bar: bool = True,
     dist: Distributed = SINGLE,
     ema: WeightEMA | None = None,
+    eval_model: nn.Module | None = None,
 ) -> list[dict[str, Any]]:
     """Train from `start_epoch` (continuing `progress` if given) to `recipe.epochs`; returns each epoch's metrics.
 
-    With an `ema`, the averaged weights are the ones evaluated and reported.
+    With an `ema`, the averaged weights are the ones evaluated and reported. Otherwise `eval_model` (default
+    `model`) is: pass the plain module when `model` is wrapped in DDP or torch.compile, so that evaluation
+    goes through neither the gradient-sync wrapper nor a recompile for eval mode and odd batch sizes.
     """
     history = []
-    evaluated = ema.module if ema is not None else model
+    evaluated = ema.module if ema is not None else (eval_model if eval_model is not None else model)
     if stop is not None:
         stop.armed = True
     for epoch in range(start_epoch, recipe.epochs):

@@ -146,7 +146,7 @@ def _train(run: RunDir, arch: str, spec: ResNetSpec, recipe: Recipe, prepared: P
     fit(trainee.trained, trainee.optimizer, recipe, prepared.train, prepared.test, prepared.normalizer, device,
         val=prepared.val, augment=augment, start_epoch=start_epoch, progress=progress,
         on_epoch_end=on_epoch_end, on_interrupt=on_interrupt, stop=options.stop,
-        show_bar=not options.quiet, dist=dist, ema=trainee.ema)
+        show_bar=not options.quiet, dist=dist, ema=trainee.ema, eval_model=trainee.module)
     barrier(dist)  # the other ranks wait for rank 0's last checkpoint before reading the run back
     return RunOutcome(run.path, run.read_metrics(), True)
 
