@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from budgetnet.spec import ResNetSpec, StageSpec
+from data_fixtures import binary_records
 
 TINY_SPEC = ResNetSpec((StageSpec(1, 8),), stem_width=8)  # 1,506 params: trains in milliseconds
 
@@ -40,18 +42,12 @@ def fake_cifar(n_train: int = 64, n_test: int = 20, seed: int = 0) -> FakeCifar:
 
 def write_binary_cifar(folder, n_per_batch: int = 10, n_test: int = 20, seed: int = 0):
     """A tiny dataset in the official binary layout (5 train batches + test batch, 3073-byte records)."""
-    from pathlib import Path
-
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     data = fake_cifar(5 * n_per_batch, n_test, seed)
-
-    def records(images: np.ndarray, labels: np.ndarray) -> bytes:
-        return np.concatenate([labels.astype(np.uint8)[:, None], images.reshape(len(labels), -1)], axis=1).tobytes()
-
     for b in range(5):
         part = slice(b * n_per_batch, (b + 1) * n_per_batch)
-        (folder / f"data_batch_{b + 1}.bin").write_bytes(records(data.train_images[part], data.train_labels[part]))
-    (folder / "test_batch.bin").write_bytes(records(data.test_images, data.test_labels))
+        (folder / f"data_batch_{b + 1}.bin").write_bytes(binary_records(data.train_images[part], data.train_labels[part]))
+    (folder / "test_batch.bin").write_bytes(binary_records(data.test_images, data.test_labels))
     (folder / "batches.meta.txt").write_text("\n".join(data.classes) + "\n")
     return folder
