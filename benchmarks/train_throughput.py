@@ -4,11 +4,13 @@ The reference trains the way common CIFAR repositories do: fp32, eager, NCHW, an
 DataLoader yielding samples that are transformed one image at a time (Pillow flip and
 pad-4 crop, then to-tensor and normalise), as classic torchvision transforms do.
 budgetnet slices uint8 batches from one array, augments the whole batch with tensor ops,
-normalises on the device, and runs channels_last with bf16 autocast on CPU (and GPU).
-Both train the same architecture from the same initial weights for the same number of
-steps. Images are random uint8 (throughput does not depend on their content).
+normalises on the device, and runs channels_last, with bf16 autocast where the CPU runs bf16
+natively and fp32 elsewhere (`--precision auto`, as `budgetnet train` chooses). Both train
+the same architecture from the same initial weights for the same number of steps. Images
+are random uint8 (throughput does not depend on their content). The default network is the
+cpu recipe's resnet-cpu, so the script finishes in a few minutes on either CPU kind.
 
-    python benchmarks/train_throughput.py [--arch approach-2a] [--steps 12] [--json]
+    python benchmarks/train_throughput.py [--arch resnet-cpu] [--steps 6] [--precision auto] [--json]
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import platform
 import time
 
 import numpy as np
@@ -25,10 +26,12 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps
 
 from budgetnet.data.augment import online_augment
+from budgetnet.hardware import cpu_flags, cpu_kind, cpu_model
 from budgetnet.model import build_model
 from budgetnet.presets import resolve_spec
 from budgetnet.train.batches import ImageSet, Normalizer
 from budgetnet.train.loop import evaluate, train_one_epoch
+from budgetnet.train.precision import choose_precision
 from budgetnet.train.recipe import Recipe
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)  # fixed here: speed does not depend on them
@@ -106,7 +109,7 @@ def budgetnet_eval(model: torch.nn.Module, images: np.ndarray, labels: np.ndarra
     return len(labels) / (time.perf_counter() - start)
 
 
-def measure(arch: str, batch: int, steps: int, warmup: int) -> dict[str, float]:
+def measure(arch: str, batch: int, steps: int, warmup: int, precision: str) -> dict[str, float]:
     """Train and eval images/s of both paths at one batch size, each after `warmup` untimed steps."""
     _, spec = resolve_spec(arch)
     rng = np.random.default_rng(0)
@@ -115,7 +118,6 @@ def measure(arch: str, batch: int, steps: int, warmup: int) -> dict[str, float]:
     labels = rng.integers(0, 10, n).astype(np.int64)
     torch.manual_seed(0)
     initial = build_model(spec)
-    precision = "bf16"
     # warm-up (oneDNN kernel selection, allocator) is excluded from every timing
     reference_train(copy.deepcopy(initial), images, labels, batch, warmup)
     budgetnet_train(copy.deepcopy(initial), images, labels, batch, warmup, precision)
@@ -133,23 +135,31 @@ def measure(arch: str, batch: int, steps: int, warmup: int) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--arch", default="approach-2a")
-    parser.add_argument("--steps", type=int, default=12, help="timed training steps per path and batch size")
+    parser.add_argument("--arch", default="resnet-cpu")
+    parser.add_argument("--steps", type=int, default=6, help="timed training steps per path and batch size")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first")
     parser.add_argument("--batches", type=int, nargs="+", default=[32, 256])
     parser.add_argument("--threads", type=int, default=None, help="torch threads for both paths (default: torch's)")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                        help="budgetnet's precision (default auto: bf16 where the CPU has it natively, as train does)")
     parser.add_argument("--json", action="store_true", help="print one JSON object; speedup = the largest batch's ratio")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    results = {b: measure(args.arch, b, args.steps, args.warmup) for b in args.batches}
-    env = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine()}
+    precision, warning, why = choose_precision(args.precision, torch.device("cpu"))
+    results = {b: measure(args.arch, b, args.steps, args.warmup, precision) for b in args.batches}
+    env = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": cpu_model(),
+           "cpu_kind": cpu_kind(cpu_flags()), "precision": precision, "precision_why": why}
     if args.json:
         print(json.dumps({"arch": args.arch, "steps": args.steps, "env": env,
                           "speedup": results[max(args.batches)]["train_ratio"],
                           "results": {str(b): r for b, r in results.items()}}, indent=2))
         return
-    print(f"{args.arch}, {args.steps} timed steps, torch {env['torch']}, {env['threads']} threads")
+    if warning:
+        print(f"warning: {warning}")
+    print(f"{args.arch}, {args.steps} timed steps, torch {env['torch']}, {env['threads']} threads, budgetnet in "
+          f"{precision} ({why})")
+    print(f"CPU: {env['cpu']}, {env['cpu_kind']}")
     print(f"{'batch':>5}  {'reference train':>15}  {'budgetnet train':>15}  {'ratio':>5}  "
           f"{'reference eval':>14}  {'budgetnet eval':>14}  {'ratio':>5}")
     for b, r in results.items():

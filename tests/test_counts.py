@@ -5,10 +5,10 @@ from hypothesis import strategies as st
 from torch import nn
 
 from budgetnet.counts import DEFAULT_BUDGET, check_budget, count_macs, count_params, layer_counts
-from budgetnet.errors import BudgetError
+from budgetnet.errors import BudgetError, SpecError
 from budgetnet.model import build_model
 from budgetnet.presets import PAPER_APPROACHES, PRESETS
-from budgetnet.spec import ResNetSpec, StageSpec
+from budgetnet.spec import DOWNSAMPLES, STEMS, ResNetSpec, StageSpec
 
 
 def measured_macs(model: nn.Module, size: int = 32) -> dict[str, int]:
@@ -85,27 +85,52 @@ def test_paper_preset_exact_counts():
 
 
 kernels = st.sampled_from([1, 3, 5])
-specs = st.builds(
-    ResNetSpec,
-    stages=st.lists(
-        st.builds(StageSpec, blocks=st.integers(1, 2), width=st.integers(1, 12), stride=st.integers(1, 3)),
-        min_size=1,
-        max_size=3,
-    ).map(tuple),
-    stem_width=st.integers(1, 12),
-    stem_kernel=kernels,
-    conv1_kernel=kernels,
-    conv2_kernel=kernels,
-    skip_kernel=kernels,
-    num_classes=st.integers(1, 12),
-    in_channels=st.integers(1, 4),
-)
 
 
-@settings(max_examples=40, deadline=None)
-@given(specs)
+@st.composite
+def specs(draw):
+    """Any small spec: conv or whitening stem, strided or pooling stages."""
+    in_channels = draw(st.integers(1, 4))
+    stem = draw(st.sampled_from(STEMS))
+    stem_kernel = draw(st.integers(1, 3) if stem == "whiten" else kernels)
+    stem_width = 2 * in_channels * stem_kernel**2 if stem == "whiten" else draw(st.integers(1, 12))
+    stage = st.builds(StageSpec, blocks=st.integers(1, 2), width=st.integers(1, 12), stride=st.integers(1, 3),
+                      downsample=st.sampled_from(DOWNSAMPLES))
+    return ResNetSpec(
+        stages=tuple(draw(st.lists(stage, min_size=1, max_size=3))),
+        stem=stem,
+        stem_width=stem_width,
+        stem_kernel=stem_kernel,
+        conv1_kernel=draw(kernels),
+        conv2_kernel=draw(kernels),
+        skip_kernel=draw(kernels),
+        num_classes=draw(st.integers(1, 12)),
+        in_channels=in_channels,
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(specs())
 def test_random_spec_counts_equal_the_built_model(spec):
     assert_counts_match(spec)
+
+
+def test_resnet_cpu_counts_by_hand():
+    spec = PRESETS["resnet-cpu"].spec
+    layers = {layer.name: layer for layer in layer_counts(spec)}
+    # the unpadded 2x2 whitening stem maps 32x32 to 31x31; pooling halves 31 -> 15 -> 7 -> 3
+    assert layers["stem.conv"].out_shape == (24, 31, 31) and layers["stem.conv"].params == 24 * 3 * 2 * 2
+    assert layers["stages.0.0.conv1"].macs == 24 * 64 * 9 * 31 * 31  # convolves before it pools
+    assert layers["stages.0.0.bn1"].out_shape == (64, 15, 15)
+    assert layers["stages.0.0.shortcut.conv"].macs == 24 * 64 * 15 * 15  # pools before it projects
+    assert layers["stages.2.0.conv2"].out_shape == (256, 3, 3)
+    assert count_params(spec) == 2_057_434
+
+
+def test_a_pooling_stage_that_leaves_nothing_is_refused():
+    spec = ResNetSpec((StageSpec(1, 4, 2, "pool"),), stem_width=4)
+    with pytest.raises(SpecError, match="pools a 1x1 map by 2"):
+        layer_counts(spec, input_size=1)
 
 
 def test_budget_refuses_with_count_and_budget():

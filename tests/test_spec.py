@@ -42,6 +42,7 @@ def test_spec_is_frozen():
         ("in_channels", -1, "in_channels must be positive, got -1"),
         ("stem_width", 2.5, "stem_width must be an integer, got 2.5"),
         ("conv1_kernel", True, "conv1_kernel must be an integer, got True"),
+        ("stem", "patchify", "stem must be one of conv, whiten, got 'patchify'"),
     ],
 )
 def test_validation_names_field_and_value(field, value, message):
@@ -57,12 +58,28 @@ def test_validation_names_field_and_value(field, value, message):
         ({"blocks": 1, "width": 8, "stride": 0}, r"stages\[0\]\.stride must be positive, got 0"),
         ({"blocks": 1}, r"stages\[0\] is missing width"),
         ({"blocks": 1, "width": 8, "depth": 3}, r"stages\[0\] has unknown field\(s\) depth"),
+        ({"blocks": 1, "width": 8, "downsample": "avg"}, r"stages\[0\]\.downsample must be one of stride, pool"),
         ([1, 8], r"stages\[0\] must be an object"),
     ],
 )
 def test_stage_validation_from_json(stage, message):
     with pytest.raises(SpecError, match=message):
         ResNetSpec.from_dict({"stages": [stage]})
+
+
+def test_whiten_stem_needs_a_width_of_twice_the_patch_size():
+    spec = ResNetSpec(ONE_STAGE, stem="whiten", stem_kernel=2, stem_width=24)  # an even patch is fine unpadded
+    assert ResNetSpec.from_json(spec.to_json()) == spec
+    with pytest.raises(SpecError, match="needs stem_width 24"):
+        ResNetSpec(ONE_STAGE, stem="whiten", stem_kernel=2, stem_width=16)
+    with pytest.raises(SpecError, match="stem_kernel must be odd"):
+        ResNetSpec(ONE_STAGE, stem="conv", stem_kernel=2)
+
+
+def test_specs_written_before_the_stem_and_downsample_fields_still_load():
+    old = {"format": 1, "stages": [{"blocks": 1, "width": 8, "stride": 1}], "stem_width": 8}
+    spec = ResNetSpec.from_dict(old)
+    assert spec.stem == "conv" and spec.stages[0].downsample == "stride"
 
 
 def test_at_least_one_stage():

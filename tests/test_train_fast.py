@@ -1,4 +1,4 @@
-"""The fast recipe on CPU, scaled down: cosine schedule with warm-up, Nesterov, EMA, flip TTA, bf16."""
+"""The fast recipe on CPU, scaled down: cosine schedule with warm-up, Nesterov, EMA, flip TTA, precision by the CPU."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def tiny_fast(**changes):
 
 def test_fast_recipe_fields():
     r = RECIPES["fast"]
-    assert (r.schedule, r.nesterov, r.tta, r.precision, r.augment) == ("cosine", True, True, "bf16", "online")
+    assert (r.schedule, r.nesterov, r.tta, r.precision, r.augment) == ("cosine", True, True, "auto", "online")
     assert r.batch_size == 512 and 0 < r.ema_decay < 1 and r.label_smoothing > 0 and r.warmup_epochs > 0
 
 
@@ -66,16 +66,20 @@ def test_fast_recipe_trains_on_cpu_and_reports_the_averaged_weights(tmp_path):
     assert not torch.equal(state["model"]["head.weight"], state["ema"]["module"]["head.weight"])
 
 
-def test_fast_recipe_resume_mid_epoch_is_bit_identical(tmp_path):
-    data = fake_cifar()
-    new_run(TINY_SPEC, tiny_fast(), data, tmp_path / "straight", options=QUIET)
+def assert_mid_epoch_resume_is_bit_identical(spec, recipe, data, tmp_path, stop_after: int) -> None:
+    """A run stopped after `stop_after` steps and resumed ends with the weights and EMA of an unbroken run."""
+    new_run(spec, recipe, data, tmp_path / "straight", options=QUIET)
     with pytest.raises(Exception, match="interrupted"):
-        new_run(TINY_SPEC, tiny_fast(), data, tmp_path / "split", options=RunOptions(quiet=True, stop=StopAtStep(6)))
+        new_run(spec, recipe, data, tmp_path / "split", options=RunOptions(quiet=True, stop=StopAtStep(stop_after)))
     resume_run(tmp_path / "split", data=data, options=QUIET)
     a, b = load_checkpoint(tmp_path / "straight"), load_checkpoint(tmp_path / "split")
     for key in a["model"]:
         assert torch.equal(a["model"][key], b["model"][key]), key
         assert torch.equal(a["ema"]["module"][key], b["ema"]["module"][key]), key
+
+
+def test_fast_recipe_resume_mid_epoch_is_bit_identical(tmp_path):
+    assert_mid_epoch_resume_is_bit_identical(TINY_SPEC, tiny_fast(), fake_cifar(), tmp_path, stop_after=6)
 
 
 def test_compiled_training_saves_plain_weights(tmp_path):

@@ -1,7 +1,8 @@
 """Parameter and MAC counts computed from a spec alone, without building the model.
 
-Parameters count every trainable tensor: conv weights (convs have no bias), BatchNorm
-weight and bias, and the linear head's weight and bias. MACs (multiply-accumulates)
+Parameters count every parameter tensor: conv weights (convs have no bias), BatchNorm
+weight and bias, and the linear head's weight and bias. A whitening stem's filters are frozen
+(set from the data, not trained) and still counted, so the budget bounds the model's size. MACs (multiply-accumulates)
 count convs and the linear layer only, for one image of `input_size` x `input_size`;
 BatchNorm, ReLU, the residual additions and pooling are not counted, as is usual.
 Layer names equal the built model's module names, so tests can compare layer by layer.
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from budgetnet.errors import BudgetError
+from budgetnet.errors import BudgetError, SpecError
 from budgetnet.spec import ResNetSpec
 
 DEFAULT_BUDGET = 5_000_000  # trainable parameters, the paper's limit
@@ -35,8 +36,16 @@ def _out_size(size: int, stride: int) -> int:
     return (size - 1) // stride + 1
 
 
-def _conv(name: str, stage: int | None, cin: int, cout: int, k: int, stride: int, size: int) -> LayerCount:
-    out = _out_size(size, stride)
+def _pooled(size: int, stride: int, where: str) -> int:
+    # max- and average-pooling by `stride` with a window of `stride` drop a ragged last row and column
+    if size // stride < 1:
+        raise SpecError(f"{where} pools a {size}x{size} map by {stride}, which leaves nothing")
+    return size // stride
+
+
+def _conv(name: str, stage: int | None, cin: int, cout: int, k: int, stride: int, size: int,
+          padded: bool = True) -> LayerCount:
+    out = _out_size(size, stride) if padded else size - k + 1
     return LayerCount(name, "conv", stage, cin * cout * k * k, cin * cout * k * k * out * out, (cout, out, out))
 
 
@@ -46,25 +55,33 @@ def _bn(name: str, stage: int | None, c: int, size: int) -> LayerCount:
 
 def layer_counts(spec: ResNetSpec, input_size: int = CIFAR_SIZE) -> list[LayerCount]:
     """Every parameterised layer of `build_model(spec)`, in forward order, with its counts."""
-    layers = [
-        _conv("stem.conv", None, spec.in_channels, spec.stem_width, spec.stem_kernel, 1, input_size),
-        _bn("stem.bn", None, spec.stem_width, input_size),
-    ]
-    cin, size = spec.stem_width, input_size
+    whiten = spec.stem == "whiten"
+    if whiten and input_size < spec.stem_kernel:
+        raise SpecError(f"a {spec.stem_kernel}x{spec.stem_kernel} whiten stem needs images of at least that size")
+    stem = _conv("stem.conv", None, spec.in_channels, spec.stem_width, spec.stem_kernel, 1, input_size,
+                 padded=not whiten)
+    size = stem.out_shape[1]
+    layers = [stem, _bn("stem.bn", None, spec.stem_width, size)]
+    cin = spec.stem_width
     for s, stage in enumerate(spec.stages):
+        pool = stage.downsample == "pool"
         for b in range(stage.blocks):
             stride = stage.stride if b == 0 else 1
             prefix = f"stages.{s}.{b}"
-            out = _out_size(size, stride)
+            out = _pooled(size, stride, prefix) if pool else _out_size(size, stride)
+            # a pooling block convolves at full resolution, then pools
+            conv1 = _conv(f"{prefix}.conv1", s, cin, stage.width, spec.conv1_kernel, 1 if pool else stride, size)
             layers += [
-                _conv(f"{prefix}.conv1", s, cin, stage.width, spec.conv1_kernel, stride, size),
+                conv1,
                 _bn(f"{prefix}.bn1", s, stage.width, out),
                 _conv(f"{prefix}.conv2", s, stage.width, stage.width, spec.conv2_kernel, 1, out),
                 _bn(f"{prefix}.bn2", s, stage.width, out),
             ]
             if stride != 1 or cin != stage.width:
+                # a pooling block's shortcut pools first, then projects at the output size
                 layers += [
-                    _conv(f"{prefix}.shortcut.conv", s, cin, stage.width, spec.skip_kernel, stride, size),
+                    _conv(f"{prefix}.shortcut.conv", s, cin, stage.width, spec.skip_kernel, 1 if pool else stride,
+                          out if pool else size),
                     _bn(f"{prefix}.shortcut.bn", s, stage.width, out),
                 ]
             cin, size = stage.width, out

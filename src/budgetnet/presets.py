@@ -84,6 +84,19 @@ PRESETS: dict[str, Preset] = {
             "raises 'the kernel of each convolutional layer' to 7x7, so the stem conv is 7x7 too "
             "(still stride 1, no max-pool); a 3x3 stem would give 4,914,842 instead of 4,916,762.",
         ),
+        Preset(
+            "resnet-cpu",
+            ResNetSpec(
+                tuple(StageSpec(1, w, 2, "pool") for w in (64, 256, 256)),
+                stem="whiten",
+                stem_width=24,
+                stem_kernel=2,
+            ),
+            None,
+            "Not from the paper: the network of the cpu recipe, shaped after Keller Jordan's airbench94 "
+            "(widths 64-256-256, a frozen 2x2 patch-whitening stem, conv-then-max-pool downsampling) with "
+            "a residual shortcut in every block. About 120M MACs per image, a seventh of approach-2a's.",
+        ),
     ]
 }
 

@@ -11,6 +11,8 @@ from typing import Any
 from budgetnet.errors import SpecError
 
 SPEC_FORMAT = 1  # bump when the JSON layout changes incompatibly
+STEMS = ("conv", "whiten")
+DOWNSAMPLES = ("stride", "pool")
 
 
 def _require_int(field: str, value: Any) -> None:
@@ -23,6 +25,11 @@ def _require_positive(field: str, value: Any) -> None:
     _require_int(field, value)
     if value <= 0:
         raise SpecError(f"{field} must be positive, got {value!r}")
+
+
+def _require_choice(field: str, value: Any, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise SpecError(f"{field} must be one of {', '.join(choices)}, got {value!r}")
 
 
 def _require_odd_kernel(field: str, value: Any) -> None:
@@ -39,11 +46,15 @@ class StageSpec:
     blocks: int  # number of BasicBlocks in the stage
     width: int  # output channels of every conv in the stage
     stride: int = 1  # spatial stride of the stage's first block (2 halves the resolution)
+    # how the first block shrinks the map by `stride`: "stride", strided conv1 and shortcut (the paper's
+    # ResNet18); "pool", conv1 at full resolution then max-pooled, shortcut average-pooled then projected
+    downsample: str = "stride"
 
     def __post_init__(self) -> None:
         _require_positive("blocks", self.blocks)
         _require_positive("width", self.width)
         _require_positive("stride", self.stride)
+        _require_choice("downsample", self.downsample, DOWNSAMPLES)
 
 
 @dataclass(frozen=True)
@@ -53,6 +64,10 @@ class ResNetSpec:
     stages: tuple[StageSpec, ...]  # residual stages, in order
     stem_width: int = 64  # channels of the stem conv
     stem_kernel: int = 3  # kernel size of the stem conv (stride 1, no max-pool)
+    # "conv": a trained conv with 'same' padding; "whiten": a frozen, unpadded conv whose filters whiten
+    # stem_kernel x stem_kernel patches of the training images (set from their statistics before training);
+    # it needs stem_width = 2 * in_channels * stem_kernel**2, each eigenvector and its negative
+    stem: str = "conv"
     conv1_kernel: int = 3  # kernel size of the first conv in every block
     conv2_kernel: int = 3  # kernel size of the second conv in every block
     skip_kernel: int = 1  # kernel size of projection shortcuts
@@ -69,12 +84,21 @@ class ResNetSpec:
             raise SpecError("stages must hold at least one stage, got 0")
         object.__setattr__(self, "stages", tuple(stages))
         _require_positive("stem_width", self.stem_width)
-        _require_odd_kernel("stem_kernel", self.stem_kernel)
+        _require_positive("in_channels", self.in_channels)
+        _require_choice("stem", self.stem, STEMS)
+        if self.stem == "whiten":
+            _require_positive("stem_kernel", self.stem_kernel)  # unpadded, so an even patch size is fine
+            patch = self.in_channels * self.stem_kernel**2
+            if self.stem_width != 2 * patch:
+                raise SpecError(f"a whiten stem of kernel {self.stem_kernel} on {self.in_channels} channels needs "
+                                f"stem_width {2 * patch} (each of the {patch} patch eigenvectors and its negative), "
+                                f"got {self.stem_width}")
+        else:
+            _require_odd_kernel("stem_kernel", self.stem_kernel)
         _require_odd_kernel("conv1_kernel", self.conv1_kernel)
         _require_odd_kernel("conv2_kernel", self.conv2_kernel)
         _require_odd_kernel("skip_kernel", self.skip_kernel)
         _require_positive("num_classes", self.num_classes)
-        _require_positive("in_channels", self.in_channels)
 
     @property
     def depths(self) -> tuple[int, ...]:
@@ -151,10 +175,10 @@ class ResNetSpec:
 def _stage_from_dict(index: int, data: Any) -> StageSpec:
     if not isinstance(data, dict):
         raise SpecError(f"stages[{index}] must be an object with blocks, width and stride, got {data!r}")
-    known = {f.name for f in dataclasses.fields(StageSpec)}
-    unknown = sorted(set(data) - known)
+    known = [f.name for f in dataclasses.fields(StageSpec)]
+    unknown = sorted(set(data) - set(known))
     if unknown:
-        raise SpecError(f"stages[{index}] has unknown field(s) {', '.join(unknown)}; known: blocks, width, stride")
+        raise SpecError(f"stages[{index}] has unknown field(s) {', '.join(unknown)}; known: {', '.join(known)}")
     missing = sorted({"blocks", "width"} - set(data))
     if missing:
         raise SpecError(f"stages[{index}] is missing {', '.join(missing)}")

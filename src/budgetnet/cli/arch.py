@@ -41,6 +41,8 @@ def summary(name: str, spec: ResNetSpec, budget: int) -> dict[str, Any]:
         "widths": list(spec.widths),
         "kernels": [spec.stem_kernel, spec.conv1_kernel, spec.conv2_kernel],
         "skip_kernel": spec.skip_kernel,
+        "stem": spec.stem,
+        "downsample": [s.downsample for s in spec.stages],
         "params": params,
         "macs": count_macs(spec),
         "within_budget": params <= budget,
@@ -76,7 +78,8 @@ def run_list(args: argparse.Namespace) -> int:
             str(r["stages"]),
             _dash(r["blocks"]),
             _dash(r["widths"]),
-            "stem {}, conv {}/{}".format(*r["kernels"]),
+            "stem {}{}, conv {}/{}".format(r["kernels"][0], " whiten" if r["stem"] == "whiten" else "",
+                                           *r["kernels"][1:]) + (" pool" if "pool" in r["downsample"] else ""),
             f"{r['skip_kernel']}x{r['skip_kernel']}",
             f"{r['params']:,}",
             f"{r['macs'] / 1e6:,.1f}M",
@@ -123,8 +126,11 @@ def run_show(args: argparse.Namespace) -> int:
         return 0
     status = "within" if info["within_budget"] else "OVER"
     print(f"{name}: {info['params']:,} params ({status} the {args.budget:,} budget), {info['macs']:,} MACs per 32x32 image")
+    whiten = " whitening (frozen, set from the training images)" if spec.stem == "whiten" else ""
+    pooled = [str(i + 1) for i, s in enumerate(spec.stages) if s.downsample == "pool"]
+    pooling = f"; stage {', '.join(pooled)} downsample by pooling" if pooled else ""
     print(
-        f"stem {spec.stem_width}ch {spec.stem_kernel}x{spec.stem_kernel}; block convs "
+        f"stem {spec.stem_width}ch {spec.stem_kernel}x{spec.stem_kernel}{whiten}{pooling}; block convs "
         f"{spec.conv1_kernel}x{spec.conv1_kernel} then {spec.conv2_kernel}x{spec.conv2_kernel}; "
         f"skip {spec.skip_kernel}x{spec.skip_kernel}\n"
     )

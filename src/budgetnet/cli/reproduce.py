@@ -1,4 +1,4 @@
-"""`budgetnet reproduce`: train the six approach presets with the paper's recipe and rebuild Table 1."""
+"""`budgetnet reproduce`: train the six approach presets with one recipe (the paper's by default), rebuild Table 1."""
 
 from __future__ import annotations
 
@@ -10,16 +10,19 @@ from pathlib import Path
 from budgetnet.cli.argtypes import positive_int
 from budgetnet.cli.train import INTERRUPTED, SigintToStop
 from budgetnet.presets import PAPER_APPROACHES
-from budgetnet.train.recipe import PRECISIONS
+from budgetnet.train.recipe import PRECISIONS, RECIPES
 
 
 def register(verbs: argparse._SubParsersAction) -> None:
     """Add `reproduce` to the CLI."""
     p = verbs.add_parser("reproduce", help="train the paper's approaches and write Table 1 (results.md/.csv)",
-                         description="Trains every approach preset with the paper's recipe, one run per seed, and "
-                                     "writes results.md, results.csv and accuracy_vs_params.png. Re-running the "
-                                     "same command skips finished runs and resumes interrupted ones. With --epochs "
-                                     "below 50 the paper's milestones 15,25,35,45 are scaled proportionally.")
+                         description="Trains every approach preset with one recipe (the paper's by default), one run "
+                                     "per seed, and writes results.md, results.csv and accuracy_vs_params.png. "
+                                     "Re-running the same command skips finished runs and resumes interrupted ones. "
+                                     "With the paper recipe and --epochs below 50 its milestones 15,25,35,45 are "
+                                     "scaled proportionally.")
+    p.add_argument("--recipe", default="paper", choices=sorted(RECIPES),
+                   help="named recipe every approach trains with (default paper)")
     p.add_argument("--data", required=True, help="CIFAR-10 (any layout budgetnet train accepts)")
     p.add_argument("--seeds", type=positive_int, default=1, help="runs per architecture, seeds 0..K-1 (default 1)")
     p.add_argument("--epochs", type=positive_int, help="epochs per run (default 50; fewer = scaled down)")
@@ -28,7 +31,8 @@ def register(verbs: argparse._SubParsersAction) -> None:
                    help=f"presets to train (default: {' '.join(PAPER_APPROACHES)})")
     p.add_argument("--out", default="reproduce", help="output directory (default ./reproduce)")
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
-    p.add_argument("--precision", choices=PRECISIONS, help="fp32 (default) or bf16 autocast")
+    p.add_argument("--precision", choices=PRECISIONS,
+                   help="auto (default): bf16 autocast where the hardware runs it natively, else fp32; or fp32, bf16")
     p.add_argument("--download", action="store_true", help="download CIFAR-10 into --data if it is not there")
     p.add_argument("--quiet", action="store_true", help="no progress bars: one plain line per epoch")
     p.set_defaults(run=run)
@@ -40,12 +44,15 @@ def run(args: argparse.Namespace) -> int:
     from budgetnet.data import load_cifar
     from budgetnet.presets import get_preset
     from budgetnet.train.loop import Interrupted, StopRequest, TrainingDiverged
-    from budgetnet.train.reproduce import paper_recipe, plan, write_results
-    from budgetnet.train.session import RunOptions, describe, new_run, resume_run
+    from budgetnet.train.precision import choose_precision
+    from budgetnet.train.reproduce import named_recipe, plan, write_results
+    from budgetnet.train.session import RunOptions, describe, new_run, pick_device, resume_run
 
     for arch in args.archs:
         check_budget(get_preset(arch).spec, name=arch)
-    recipe = paper_recipe(args.epochs, args.subset, precision=args.precision)
+    recipe = named_recipe(args.recipe, args.epochs, args.subset, precision=args.precision)
+    # resolved once here, as every run records it, so that a re-run finds its runs' recipes equal
+    recipe = recipe.replace(precision=choose_precision(recipe.precision, pick_device(args.device))[0])
     out = Path(args.out)
     runs = plan(args.archs, args.seeds, recipe, out)
     states = [r.state() for r in runs]

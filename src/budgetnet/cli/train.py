@@ -12,9 +12,8 @@ from budgetnet.cli.argtypes import epoch_list, nonneg_float, nonneg_int, positiv
 from budgetnet.cli.main import INTERRUPTED
 from budgetnet.counts import DEFAULT_BUDGET
 from budgetnet.errors import BudgetnetError
-from budgetnet.train.recipe import AUGMENT_MODES, PRECISIONS, RECIPES, SCHEDULES
+from budgetnet.train.recipe import AUGMENT_MODES, PRECISIONS, RECIPE_ARCHS, RECIPES, SCHEDULES
 
-DEFAULT_ARCH = "approach-2a"  # the paper's best model
 DIVERGED = 1  # exit code when the loss became NaN/inf: not a usage error, the run itself failed
 # flags that change what is computed: a resumed run keeps its recorded values
 RECIPE_FLAGS = ("epochs", "lr", "milestones", "gamma", "batch_size", "weight_decay", "momentum", "warmup_epochs",
@@ -36,12 +35,14 @@ def add_recipe_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--momentum", type=nonneg_float, help="SGD momentum (paper: 0.9)")
     g.add_argument("--warmup-epochs", type=nonneg_float, help="linear lr warm-up, in epochs (paper: 0)")
     g.add_argument("--label-smoothing", type=nonneg_float, help="cross-entropy label smoothing (paper: 0)")
-    g.add_argument("--augment", choices=AUGMENT_MODES, help="offline: the 300k store (paper); online: flip+crop; none")
+    g.add_argument("--augment", choices=AUGMENT_MODES,
+                   help="offline: the 300k store (paper); online: flip+crop; shift: alternating flips, 2 px shifts; none")
     g.add_argument("--seed", type=nonneg_int, help="seed for init, epoch order and online augmentation (default 0)")
     g.add_argument("--subset", type=positive_int, help="train on the first N training images only")
     g.add_argument("--val-split", type=nonneg_int, help="hold out N training images (with their augmented copies)")
-    g.add_argument("--precision", choices=PRECISIONS, help="fp32, or bf16 autocast (default fp32)")
-    g.add_argument("--schedule", choices=SCHEDULES, help="multistep (paper) or cosine (to 0, after warm-up)")
+    g.add_argument("--precision", choices=PRECISIONS,
+                   help="auto (default): bf16 autocast where the hardware runs it natively, else fp32; or fp32, bf16")
+    g.add_argument("--schedule", choices=SCHEDULES, help="multistep (paper), or cosine or linear (to 0, after warm-up)")
     g.add_argument("--nesterov", action=argparse.BooleanOptionalAction, help="Nesterov momentum (paper: off)")
     g.add_argument("--ema-decay", type=nonneg_float, help="per-step weight EMA decay, 0 = off (paper: 0)")
     g.add_argument("--tta", action=argparse.BooleanOptionalAction, help="report accuracy with flip TTA (paper: off)")
@@ -62,7 +63,8 @@ def register(verbs: argparse._SubParsersAction) -> None:
     p = verbs.add_parser("train", help="train an architecture with the paper's recipe (or resume a run)",
                          description="Train a preset or JSON spec under the parameter budget. The reported "
                                      "result is the final epoch's test accuracy; nothing is selected on the test set.")
-    p.add_argument("--arch", help=f"preset name or spec .json (default {DEFAULT_ARCH})")
+    defaults = ", ".join(f"{a} for --recipe {r}" for r, a in RECIPE_ARCHS.items())
+    p.add_argument("--arch", help=f"preset name or spec .json (default: the recipe's own, {defaults})")
     p.add_argument("--data", help="CIFAR-10: the official binary/python folder or archive, or an image-folder tree")
     p.add_argument("--out", help="run directory (default runs/ARCH-sSEED-TIME)")
     p.add_argument("--budget", type=positive_int, default=DEFAULT_BUDGET, help="parameter budget (default 5,000,000)")
@@ -125,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
                 outcome = resume_run(args.resume, args.data, options)
             else:
                 recipe = resolve_recipe(args)
-                arch = args.arch or DEFAULT_ARCH
+                arch = args.arch or RECIPE_ARCHS[args.recipe]
                 if dist.enabled and not args.out:
                     raise BudgetnetError("under torchrun pass --out RUN_DIR, so that every rank names the same run")
                 run_dir = Path(args.out) if args.out else default_run_dir(arch, recipe.seed)

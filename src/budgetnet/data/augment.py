@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 PAD = 4  # px of zero padding on each side before the random crop (copy 2 and online)
+SHIFT = 2  # px: the "shift" augmentation's largest translation, with reflected borders (as airbench)
 RESIZE = 36  # px: copy 3 scales 32 -> 36 (a factor of 1.125) before a random 32x32 crop
 
 
@@ -227,13 +228,41 @@ def _augment_block(copy: int, images: torch.Tensor, params: AugmentParams) -> to
     return color_jitter(images, params.factors, params.hue_shifts, params.flips[3])
 
 
-def online_augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Random horizontal flip plus zero-pad-4 random 32x32 crop, fresh per image, on the images' device."""
+def _to(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    if device.type == "cuda" and tensor.device.type == "cpu":
+        # pinned, non-blocking copies: a plain .to() would wait for every queued kernel each step
+        return tensor.pin_memory().to(device, non_blocking=True)
+    return tensor.to(device)
+
+
+def online_augment(images: torch.Tensor, generator: torch.Generator, index: torch.Tensor | None = None,
+                   epoch: int = 0) -> torch.Tensor:
+    """Random horizontal flip plus zero-pad-4 random 32x32 crop, fresh per image, on the images' device.
+
+    `index` and `epoch` are unused; they give every online augmentation one signature.
+    """
     n = len(images)
     flips = torch.rand(n, generator=generator, device=generator.device) < 0.5
     offsets = torch.randint(0, 2 * PAD + 1, (n, 2), generator=generator, device=generator.device)
-    if images.device.type == "cuda" and generator.device.type == "cpu":
-        # pinned, non-blocking copies: a plain .to() would wait for every queued kernel each step
-        flips = flips.pin_memory().to(images.device, non_blocking=True)
-        offsets = offsets.pin_memory().to(images.device, non_blocking=True)
-    return pad_crop(images, offsets, flips)
+    return pad_crop(images, _to(offsets, images.device), _to(flips, images.device))
+
+
+def alternating_flips(index: torch.Tensor, epoch: int) -> torch.Tensor:
+    """Whether each image (by its row `index`) is mirrored in `epoch`: a fixed coin per image, inverted every
+    other epoch, so any two consecutive epochs show every image both ways (airbench's alternating flip)."""
+    coin = ((index.to(torch.int64) * 0x9E3779B1) >> 15) & 1  # a multiplicative hash: fixed, balanced per row
+    return (coin ^ (epoch % 2)).bool()
+
+
+def shift_augment(images: torch.Tensor, generator: torch.Generator, index: torch.Tensor | None = None,
+                  epoch: int = 0) -> torch.Tensor:
+    """Alternating flips plus a random translation of up to SHIFT px per axis with reflected borders."""
+    n = len(images)
+    index = torch.arange(n) if index is None else index
+    offsets = torch.randint(0, 2 * SHIFT + 1, (n, 2), generator=generator, device=generator.device)
+    padded = F.pad(images, (SHIFT, SHIFT, SHIFT, SHIFT), mode="reflect")
+    return crop(padded, _to(offsets, images.device), alternating_flips(index, epoch).to(images.device),
+                images.shape[-1])
+
+
+ONLINE_AUGMENTATIONS = {"online": online_augment, "shift": shift_augment}  # by Recipe.augment

@@ -19,6 +19,8 @@ from budgetnet.train.ema import WeightEMA
 from budgetnet.train.recipe import Recipe
 from budgetnet.train.schedule import lr_at
 
+# an online augmentation: (uint8 images, generator, their row indices, 0-based epoch) -> uint8 images
+Augment = Callable[[torch.Tensor, torch.Generator, torch.Tensor, int], torch.Tensor]
 EVAL_BATCH = 500  # images per evaluation forward pass; memory only, results do not depend on it
 GPU_SYNC_STEPS = 50  # steps between loss reads on a GPU; a NaN is still reported at its exact step
 
@@ -71,6 +73,7 @@ class EvalResult:
     loss: float
     accuracy: float
     predictions: np.ndarray = field(repr=False)  # int64 (N,) predicted class per image
+    single_view_accuracy: float | None = None  # with flip TTA, the accuracy of the unflipped view alone
 
 
 def _autocast(device: torch.device, precision: str) -> torch.autocast:
@@ -109,7 +112,7 @@ def train_one_epoch(
     normalizer: Normalizer,
     epoch: int,
     device: torch.device,
-    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    augment: Augment | None = None,
     progress: EpochProgress | None = None,
     stop: StopRequest | None = None,
     show_bar: bool = True,
@@ -161,10 +164,11 @@ def train_one_epoch(
     for step in range(progress.step, len(slices)):
         for group in optimizer.param_groups:
             group["lr"] = lr_at(recipe, epoch, step, len(slices))
-        images, labels = gather(train, order[slices[step]])
+        index = order[slices[step]]
+        images, labels = gather(train, index)
         images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
         if generator is not None:
-            images = augment(images, generator)
+            images = augment(images, generator, index, epoch)
         with _autocast(device, recipe.precision):
             logits = model(normalizer(images))
         loss = F.cross_entropy(logits.float(), labels, label_smoothing=recipe.label_smoothing)
@@ -204,7 +208,7 @@ def evaluate(
     """
     model.eval()
     mine = torch.arange(dist.rank, len(data), dist.world_size)
-    totals = torch.zeros(3, dtype=torch.float64, device=device)  # loss sum, correct, images
+    totals = torch.zeros(4, dtype=torch.float64, device=device)  # loss sum, correct, images, correct unflipped
     predictions = []
     for start in range(0, len(mine), batch_size):
         images, labels = gather(data, mine[start : start + batch_size])
@@ -221,12 +225,13 @@ def evaluate(
             loss = F.cross_entropy(logits, labels, reduction="sum")
             predicted = logits.argmax(1)
         totals += torch.stack([loss.double(), (predicted == labels).sum().double(),
-                               torch.full((), float(len(labels)), dtype=torch.float64, device=device)])
+                               torch.full((), float(len(labels)), dtype=torch.float64, device=device),
+                               (logits.argmax(1) == labels).sum().double()])
         predictions.append(predicted.cpu())
-    loss_sum, correct, count = all_sum(totals, dist).tolist()
+    loss_sum, correct, count, correct_single = all_sum(totals, dist).tolist()
     pred = torch.cat(predictions).numpy() if predictions else np.zeros(0, dtype=np.int64)
     count = max(count, 1)
-    return EvalResult(loss_sum / count, correct / count, pred)
+    return EvalResult(loss_sum / count, correct / count, pred, correct_single / count if tta else None)
 
 
 def epoch_metrics(
@@ -240,8 +245,12 @@ def epoch_metrics(
         "test_loss": test.loss,
         "test_acc": test.accuracy,
     }
+    if test.single_view_accuracy is not None:
+        metrics["test_acc_single_view"] = test.single_view_accuracy  # test_acc is then the flip-TTA figure
     if val is not None:
         metrics.update(val_loss=val.loss, val_acc=val.accuracy)
+        if val.single_view_accuracy is not None:
+            metrics["val_acc_single_view"] = val.single_view_accuracy
     metrics.update(lr=lr, seconds=seconds, images_per_s=progress.seen / max(progress.seconds, 1e-9))
     return metrics
 
@@ -255,7 +264,7 @@ def fit(
     normalizer: Normalizer,
     device: torch.device,
     val: ImageSet | None = None,
-    augment: Callable[[torch.Tensor, torch.Generator], torch.Tensor] | None = None,
+    augment: Augment | None = None,
     start_epoch: int = 0,
     progress: EpochProgress | None = None,
     on_epoch_end: Callable[[dict[str, Any]], None] | None = None,

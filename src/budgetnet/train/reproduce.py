@@ -18,12 +18,18 @@ from budgetnet.train.recipe import PAPER_EPOCHS, Recipe, get_recipe, scale_miles
 from budgetnet.train.rundir import RunDir, read_json
 
 
+def named_recipe(name: str, epochs: int | None = None, subset: int | None = None, **changes: Any) -> Recipe:
+    """The named recipe with `epochs`; a multi-step schedule's milestones move proportionally (15/50 of the way...)."""
+    recipe = get_recipe(name)
+    if epochs is not None and epochs != recipe.epochs:
+        milestones = scale_milestones(recipe.milestones, epochs, recipe.epochs)
+        recipe = recipe.replace(epochs=epochs, milestones=milestones)
+    return recipe.replace(subset=subset, **changes)
+
+
 def paper_recipe(epochs: int | None = None, subset: int | None = None, **changes: Any) -> Recipe:
     """The paper's recipe; with fewer epochs its milestones move proportionally (15/50 of the way, ...)."""
-    recipe = get_recipe("paper")
-    if epochs is not None and epochs != recipe.epochs:
-        recipe = recipe.replace(epochs=epochs, milestones=scale_milestones(recipe.milestones, epochs, PAPER_EPOCHS))
-    return recipe.replace(subset=subset, **changes)
+    return named_recipe("paper", epochs, subset, **changes)
 
 
 @dataclass(frozen=True)
@@ -58,7 +64,9 @@ def summarise(runs: Sequence[PlannedRun]) -> list[dict[str, Any]]:
     rows = []
     for arch in dict.fromkeys(r.arch for r in runs):
         preset = get_preset(arch)
-        finals = [100 * RunDir(r.path).read_metrics()[-1]["test_acc"] for r in runs if r.arch == arch]
+        histories = [RunDir(r.path).read_metrics() for r in runs if r.arch == arch]
+        finals = [100 * h[-1]["test_acc"] for h in histories]
+        minutes = [sum(m["seconds"] for m in h) / 60 for h in histories]  # training and per-epoch evaluation
         rows.append({
             "arch": arch,
             "params": count_params(preset.spec),
@@ -67,6 +75,7 @@ def summarise(runs: Sequence[PlannedRun]) -> list[dict[str, Any]]:
             "test_acc_mean": statistics.fmean(finals),
             "test_acc_std": statistics.stdev(finals) if len(finals) > 1 else None,
             "paper_acc": preset.paper_accuracy,
+            "minutes": statistics.fmean(minutes),
         })
     return rows
 
@@ -89,10 +98,13 @@ def _acc(row: dict[str, Any]) -> str:
 def scale_note(recipe: Recipe, samples_per_epoch: int) -> str:
     """One sentence saying whether and how this reproduction is smaller than the paper's."""
     reasons = recipe.scaled_down_reasons(samples_per_epoch)
-    if not reasons:
+    paper = recipe.name == "paper"
+    if paper and not reasons:
         return "Full regimen: the paper's recipe, 50 epochs over the 300k-sample offline store."
-    return ("SCALED DOWN, not comparable to the paper's figures: " + "; ".join(reasons)
-            + (f" (milestones scaled to {list(recipe.milestones)})" if recipe.epochs != PAPER_EPOCHS else "") + ".")
+    head = "SCALED DOWN" if paper else f"NOT THE PAPER'S 50-EPOCH REGIMEN (the {recipe.name} recipe)"
+    scaled = paper and recipe.epochs != PAPER_EPOCHS
+    return (f"{head}, not comparable to the paper's figures: " + "; ".join(reasons)
+            + (f" (milestones scaled to {list(recipe.milestones)})" if scaled else "") + ".")
 
 
 def results_markdown(rows: Sequence[dict[str, Any]], recipe: Recipe, note: str, env: dict[str, Any],
@@ -102,14 +114,15 @@ def results_markdown(rows: Sequence[dict[str, Any]], recipe: Recipe, note: str, 
         "# Table 1, reproduced by budgetnet", "", f"**{note}**", "",
         "Accuracy is the final epoch's test accuracy (no checkpoint or hyperparameter is chosen on the test set), "
         "mean ± sample standard deviation over seeds.", "",
-        "| Architecture | Params | MACs | Test accuracy (%) | Paper, Table 1 (%) |",
-        "|---|---:|---:|---:|---:|",
+        "| Architecture | Params | MACs | Test accuracy (%) | Paper, Table 1 (%) | Minutes per run |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         paper = "-" if r["paper_acc"] is None else f"{r['paper_acc']:.2f}"
-        lines.append(f"| {r['arch']} | {r['params']:,} | {r['macs']:,} | {_acc(r)} | {paper} |")
+        lines.append(f"| {r['arch']} | {r['params']:,} | {r['macs']:,} | {_acc(r)} | {paper} | {r['minutes']:.1f} |")
     recipe_text = ", ".join(f"{k}={v}" for k, v in recipe.to_dict().items() if k != "seed")
-    lines += ["", f"Recipe: {recipe_text}.", "",
+    lines += ["", f"Recipe: {recipe_text}. Minutes: training plus the per-epoch test evaluation, mean over seeds.",
+              "",
               f"Hardware: {env.get('gpu') or env.get('cpu')} ({env.get('device')}); python {env.get('python')}, "
               f"torch {env.get('torch')}, numpy {env.get('numpy')}.", "", f"Command: `{command}`", ""]
     return "\n".join(lines)
@@ -126,6 +139,6 @@ def write_results(out: Path, runs: Sequence[PlannedRun], recipe: Recipe, command
     env = read_json(first, "env.json")
     atomic_write_text(out / "results.csv", results_csv(rows))
     atomic_write_text(out / "results.md", results_markdown(rows, recipe, note, env, command))
-    title = "Final test accuracy vs parameters" + (" (scaled down)" if note.startswith("SCALED") else "")
+    title = "Final test accuracy vs parameters" + ("" if note.startswith("Full") else " (not the paper's regimen)")
     plot_accuracy_vs_params(rows, out / "accuracy_vs_params.png", title)
     return rows, note

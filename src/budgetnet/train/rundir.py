@@ -18,20 +18,11 @@ import torch
 from budgetnet.checkpoint import load_checkpoint, save_checkpoint
 from budgetnet.errors import BudgetnetError
 from budgetnet.fsutil import atomic_write_text
+from budgetnet.hardware import cpu_flags, cpu_kind, cpu_model
 from budgetnet.spec import ResNetSpec
 from budgetnet.train.recipe import Recipe
 
 CHECKPOINT = Path("checkpoints") / "last.pt"
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def environment(device: torch.device, deterministic: bool = False) -> dict[str, Any]:
@@ -44,7 +35,8 @@ def environment(device: torch.device, deterministic: bool = False) -> dict[str, 
         "numpy": numpy.__version__,
         "platform": platform.platform(terse=True),
         "device": str(device),
-        "cpu": _cpu_name(),
+        "cpu": cpu_model(),
+        "cpu_kind": cpu_kind(cpu_flags()),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "deterministic": deterministic,

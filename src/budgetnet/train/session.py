@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from budgetnet.spec import ResNetSpec
 from budgetnet.train.distributed import SINGLE, Distributed, barrier, device_for, from_environment, init_process_group
 from budgetnet.train.ema import WeightEMA
 from budgetnet.train.loop import EpochProgress, Interrupted, StopRequest, fit
+from budgetnet.train.precision import choose_precision
 from budgetnet.train.prepare import PreparedData, prepare_data
 from budgetnet.train.recipe import Recipe
 from budgetnet.train.rundir import RunDir, environment, restore_rng_state, rng_state
@@ -104,12 +106,26 @@ def _epoch_line(m: dict[str, Any], epochs: int) -> str:
             f"{m['images_per_s']:.0f} img/s {m['seconds']:.1f}s")
 
 
+WHITENING_IMAGES = 5_000  # training images whose patches set a whitening stem (airbench uses 5,000 too)
+
+
+def _whitening_images(prepared: PreparedData, device: torch.device) -> torch.Tensor:
+    """The first WHITENING_IMAGES training rows, normalised: what a whitening stem's filters are fitted on."""
+    from budgetnet.train.batches import gather
+
+    images, _ = gather(prepared.train, torch.arange(min(WHITENING_IMAGES, len(prepared.train))))
+    return prepared.normalizer(images.to(device)).float()
+
+
 def _build(spec: ResNetSpec, recipe: Recipe, device: torch.device, dist: Distributed,
-           compile_mode: str | None) -> Trainee:
+           compile_mode: str | None, whitening: torch.Tensor | None = None) -> Trainee:
+    """The model, optimiser and EMA; a whitening stem is fitted on `whitening` (a resumed run loads it instead)."""
     from budgetnet.model import build_model
 
     torch.manual_seed(recipe.seed)  # the only global seeding: weight init draws from the default generator
     model = build_model(spec).to(device, memory_format=torch.channels_last)
+    if whitening is not None:
+        model.fit_whitening(whitening)  # every rank fits the same rows, so all start alike
     optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                                 weight_decay=recipe.weight_decay, nesterov=recipe.nesterov)
     ema = WeightEMA(model, recipe.ema_decay) if recipe.ema_decay > 0 else None
@@ -126,8 +142,10 @@ def _train(run: RunDir, arch: str, spec: ResNetSpec, recipe: Recipe, prepared: P
            device: torch.device, options: RunOptions, start_epoch: int, progress: EpochProgress | None,
            dist: Distributed) -> RunOutcome:
     augment = None
-    if recipe.augment == "online":
-        from budgetnet.data import online_augment as augment
+    if recipe.augment in ("online", "shift"):
+        from budgetnet.data.augment import ONLINE_AUGMENTATIONS
+
+        augment = ONLINE_AUGMENTATIONS[recipe.augment]
 
     def save(epoch: int, partial: EpochProgress | None) -> None:
         if dist.is_main:  # one writer: rank 0 holds the same weights as every other rank
@@ -165,7 +183,7 @@ def _prepare(data: Any, recipe: Recipe, device: torch.device, options: RunOption
 def _announce(arch: str, spec: ResNetSpec, recipe: Recipe, prepared: PreparedData, device: torch.device,
               run: RunDir, dist: Distributed = SINGLE) -> None:
     where = f"{dist.world_size} processes ({device.type}), batch {recipe.batch_size} each" if dist.enabled else str(device)
-    print(f"training {arch} ({count_params(spec):,} params) on {where} ({recipe.precision}), "
+    print(f"training {arch} ({count_params(spec):,} params) on {where} ({recipe.precision}, {recipe.name} recipe), "
           f"{len(prepared.train):,} rows/epoch, {recipe.epochs} epochs, batch {recipe.batch_size} -> {run.path}",
           flush=True)
     reasons = recipe.scaled_down_reasons(len(prepared.train))
@@ -192,13 +210,19 @@ def new_run(arch: str | ResNetSpec, recipe: Recipe, data: Any, out: str | Path,
     if run.metrics_path.exists():
         raise BudgetnetError(f"{run.path} holds a run that never saved a checkpoint; delete it or pick another --out")
     dist, device = _start(options)
+    precision, warning, why = choose_precision(recipe.precision, device)
+    if warning and dist.is_main:
+        print(f"budgetnet: warning: {warning}", file=sys.stderr, flush=True)
+    recipe = recipe.replace(precision=precision)  # recorded as chosen, so a resume elsewhere trains alike
     prepared = _prepare(data, recipe, device, options, dist)
     if dist.is_main:
-        env = {**environment(device, options.deterministic), "world_size": dist.world_size, "compile": options.compile}
+        env = {**environment(device, options.deterministic), "world_size": dist.world_size, "compile": options.compile,
+               "precision": {"chosen": precision, "why": why}}
         run.create(name, spec, recipe, prepared.info, env)
         if prepared.val_indices:
             run.write_json("val_indices.json", prepared.val_indices)
-    trainee = _build(spec, recipe, device, dist, options.compile)
+    whitening = _whitening_images(prepared, device) if spec.stem == "whiten" else None
+    trainee = _build(spec, recipe, device, dist, options.compile, whitening)
     if dist.is_main:
         _announce(name, spec, recipe, prepared, device, run, dist)
     return _train(run, name, spec, recipe, prepared, trainee, device, options, 0, None, dist)
