@@ -38,3 +38,13 @@ def test_train_throughput_json(tmp_path):
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["speedup"] == report["results"]["16"]["train_ratio"] > 0
+
+
+def test_timed_run_records_wall_time_load_and_hardware(tmp_path):
+    result = _run(tmp_path, str(BENCHMARKS / "timed_run.py"), "--record", "t.json", "--every", "0.05", "--",
+                  sys.executable, "-c", "import time, sys; time.sleep(0.3); sys.exit(3)")
+    assert result.returncode == 3, result.stderr  # the command's own exit code
+    record = json.loads((tmp_path / "t.json").read_text())
+    assert record["exit_code"] == 3 and 0.3 <= record["wall_seconds"] < 30
+    assert record["load_samples"] and record["load_max"] >= record["load_mean"] >= 0
+    assert record["cpu"] and "bf16" in record["cpu_kind"] and record["torch_threads"] >= 1

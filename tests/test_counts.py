@@ -120,11 +120,12 @@ def test_resnet_cpu_counts_by_hand():
     layers = {layer.name: layer for layer in layer_counts(spec)}
     # the unpadded 2x2 whitening stem maps 32x32 to 31x31; pooling halves 31 -> 15 -> 7 -> 3
     assert layers["stem.conv"].out_shape == (24, 31, 31) and layers["stem.conv"].params == 24 * 3 * 2 * 2
-    assert layers["stages.0.0.conv1"].macs == 24 * 64 * 9 * 31 * 31  # convolves before it pools
-    assert layers["stages.0.0.bn1"].out_shape == (64, 15, 15)
-    assert layers["stages.0.0.shortcut.conv"].macs == 24 * 64 * 15 * 15  # pools before it projects
-    assert layers["stages.2.0.conv2"].out_shape == (256, 3, 3)
-    assert count_params(spec) == 2_057_434
+    assert layers["stages.0.0.conv1"].macs == 24 * 128 * 9 * 31 * 31  # convolves before it pools
+    assert layers["stages.0.0.bn1"].out_shape == (128, 15, 15)
+    assert layers["stages.0.0.shortcut.conv"].macs == 24 * 128 * 15 * 15  # pools before it projects
+    assert "stages.0.1.shortcut.conv" not in layers  # same shape: an identity shortcut
+    assert layers["stages.2.1.conv2"].out_shape == (320, 3, 3)
+    assert count_params(spec) == 4_984_154 <= DEFAULT_BUDGET
 
 
 def test_a_pooling_stage_that_leaves_nothing_is_refused():

@@ -16,6 +16,7 @@ import torch
 from budgetnet.checkpoint import load_checkpoint
 from budgetnet.cli.main import main
 from budgetnet.presets import PRESETS, Preset
+from budgetnet.train.recipe import RECIPES
 from train_fixtures import TINY_SPEC, write_binary_cifar
 
 METRIC_KEYS = {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds", "images_per_s"}
@@ -127,3 +128,21 @@ def test_reproduce_writes_table_and_skips_finished_runs(env, monkeypatch, capsys
     assert main(argv) == 0
     assert capsys.readouterr().out.count("finished earlier, skipped") == 2
     assert (rep / "tiny" / "seed-1" / "checkpoints" / "last.pt").stat().st_mtime_ns == before
+
+
+def test_reproduce_with_another_recipe_says_it_is_not_the_papers_regimen(env, monkeypatch, capsys) -> None:
+    monkeypatch.setitem(PRESETS, "tiny", Preset("tiny", TINY_SPEC, 50.0, "a test preset"))
+    argv = ["reproduce", "--recipe", "cpu", "--data", env["data"], "--archs", "tiny", "--epochs", "2",
+            "--subset", "20", "--out", "rep", "--quiet"]
+    assert main(argv) == 0
+    rep = env["tmp"] / "rep"
+    md = (rep / "results.md").read_text()
+    assert "NOT THE PAPER'S 50-EPOCH REGIMEN (the cpu recipe)" in md and "Minutes per run" in md
+    recipe = json.loads((rep / "tiny" / "seed-0" / "recipe.json").read_text())
+    assert (recipe["name"], recipe["epochs"], recipe["augment"]) == ("cpu", 2, "shift")
+    cpu = RECIPES["cpu"]
+    assert recipe["warmup_epochs"] == cpu.warmup_epochs * 2 / cpu.epochs  # scaled with the epochs, as milestones
+    assert recipe["precision"] in ("fp32", "bf16")  # auto, resolved once for every run
+    capsys.readouterr()
+    assert main(argv) == 0  # a re-run finds its runs' recorded recipes equal and skips them
+    assert "finished earlier, skipped" in capsys.readouterr().out

@@ -19,11 +19,12 @@ from budgetnet.train.rundir import RunDir, read_json
 
 
 def named_recipe(name: str, epochs: int | None = None, subset: int | None = None, **changes: Any) -> Recipe:
-    """The named recipe with `epochs`; a multi-step schedule's milestones move proportionally (15/50 of the way...)."""
+    """The named recipe with `epochs`: its milestones and warm-up move proportionally (15/50 of the way, ...)."""
     recipe = get_recipe(name)
     if epochs is not None and epochs != recipe.epochs:
         milestones = scale_milestones(recipe.milestones, epochs, recipe.epochs)
-        recipe = recipe.replace(epochs=epochs, milestones=milestones)
+        warmup = recipe.warmup_epochs * epochs / recipe.epochs
+        recipe = recipe.replace(epochs=epochs, milestones=milestones, warmup_epochs=warmup)
     return recipe.replace(subset=subset, **changes)
 
 

@@ -187,7 +187,9 @@ def _announce(arch: str, spec: ResNetSpec, recipe: Recipe, prepared: PreparedDat
           f"{len(prepared.train):,} rows/epoch, {recipe.epochs} epochs, batch {recipe.batch_size} -> {run.path}",
           flush=True)
     reasons = recipe.scaled_down_reasons(len(prepared.train))
-    if reasons:
+    if recipe.name != "paper":
+        print(f"note: the {recipe.name} recipe, not the paper's 50-epoch regimen", flush=True)
+    elif reasons:
         print(f"note: scaled down from the paper's regimen: {'; '.join(reasons)}", flush=True)
 
 
