@@ -38,6 +38,7 @@ def run(args: argparse.Namespace) -> int:
     """Train what is missing, then write the results; 130 after Ctrl-C (re-run to continue)."""
     from budgetnet.counts import check_budget
     from budgetnet.data import load_cifar
+    from budgetnet.outputs import check_dir_out
     from budgetnet.presets import get_preset
     from budgetnet.train.loop import Interrupted, StopRequest, TrainingDiverged
     from budgetnet.train.reproduce import paper_recipe, plan, write_results
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     for arch in args.archs:
         check_budget(get_preset(arch).spec, name=arch)
     recipe = paper_recipe(args.epochs, args.subset, precision=args.precision)
-    out = Path(args.out)
+    out = check_dir_out(args.out)
     runs = plan(args.archs, args.seeds, recipe, out)
     states = [r.state() for r in runs]
     data = load_cifar(args.data, download=args.download)
