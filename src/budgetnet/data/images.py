@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import os
 import stat
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +36,12 @@ SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")  # how Pillow opens
 def image_format(data: bytes) -> str | None:
     """"PNG" or "JPEG" from a file's first bytes, else None."""
     return next((name for name, magic in MAGIC.items() if data.startswith(magic)), None)
+
+
+def _check_size(width: int, height: int, name: str) -> None:
+    if width * height > MAX_PIXELS:
+        raise DataError(f"{name}: declares {width}x{height} pixels, more than the {MAX_PIXELS:,} budgetnet decodes; "
+                        f"refused before decoding")
 
 
 def _rgb(image: "PIL.Image.Image") -> "PIL.Image.Image":  # noqa: F821
@@ -77,11 +84,12 @@ def decode_image(data: bytes, name: str) -> np.ndarray:
     fmt = image_format(data)
     if fmt is None:
         raise DataError(f"{name}: not a PNG or JPEG file (judged by its first bytes, not its name)")
+    # a PNG's size sits at a fixed place; checked here, as Pillow would refuse a huge one less helpfully
+    if fmt == "PNG" and len(data) >= 24 and data[12:16] == b"IHDR":
+        _check_size(*struct.unpack(">II", data[16:24]), name)
     try:
         with Image.open(io.BytesIO(data), formats=[fmt]) as image:
-            w, h = image.size
-            if w * h > MAX_PIXELS:
-                raise DataError(f"{name}: declares {w}x{h} pixels, more than the {MAX_PIXELS:,} budgetnet decodes")
+            _check_size(*image.size, name)
             image.load()
             return to_cifar_array(image)
     except UnidentifiedImageError:

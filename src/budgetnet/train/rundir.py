@@ -134,10 +134,13 @@ class RunDir:
 
     def append_metrics(self, metrics: dict[str, Any]) -> None:
         """Add one epoch's line to metrics.jsonl."""
-        with open(self.metrics_path, "a") as f:
-            f.write(json.dumps(metrics) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
+        try:
+            with open(self.metrics_path, "a") as f:
+                f.write(json.dumps(metrics) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:  # a failed write() names no file; the one line should
+            raise OSError(e.errno, e.strerror, str(self.metrics_path)) from None
 
     def read_metrics(self) -> list[dict[str, Any]]:
         """Every epoch's metrics line."""
