@@ -75,7 +75,6 @@ MODES = [
     ("RGBA opaque", lambda s: encoded(Image.new("RGBA", s, (10, 20, 30, 255))), (10, 20, 30), 0),
     ("RGBA clear", lambda s: encoded(Image.new("RGBA", s, (10, 20, 30, 0))), (0, 0, 0), 0),
     ("I;16", lambda s: encoded(Image.new("I;16", s, 40000)), (156, 156, 156), 0),  # 40000/257 = 155.6
-    ("I", lambda s: encoded(Image.new("I", s, 40000)), (156, 156, 156), 0),
     ("16-bit RGB", lambda s: rgb16_png(np.full((s[1], s[0], 3), (10 * 257, 20 * 257, 65535))), (10, 20, 255), 0),
     ("JPEG L", lambda s: encoded(Image.new("L", s, 77), "JPEG"), (77, 77, 77), 2),
     ("JPEG RGB", lambda s: encoded(Image.new("RGB", s, (200, 40, 90)), "JPEG", quality=95), (200, 40, 90), 4),
