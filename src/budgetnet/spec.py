@@ -159,9 +159,11 @@ class ResNetSpec:
         """Read a spec from a `.json` file."""
         path = Path(path)
         try:
-            text = path.read_text()
+            text = path.read_text(encoding="utf-8")
         except OSError as e:
             raise SpecError(f"cannot read spec file {path}: {e.strerror}") from None
+        except UnicodeDecodeError:
+            raise SpecError(f"cannot read spec file {path}: not UTF-8 text") from None
         try:
             return cls.from_json(text)
         except SpecError as e:

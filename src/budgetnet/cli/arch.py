@@ -119,7 +119,9 @@ def run_show(args: argparse.Namespace) -> int:
     info = breakdown(name, spec, args.budget)
     if args.plot:
         from budgetnet.archplot import plot_architecture
+        from budgetnet.outputs import check_image_out
 
+        check_image_out(args.plot)
         plot_architecture(spec, name, args.plot)
     if args.json:
         print(json.dumps([info], indent=2))

@@ -29,8 +29,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Build or reuse the store (or draw the figure) and say where it is."""
     from budgetnet.data import load_cifar, load_or_build_store
+    from budgetnet.outputs import check_dir_out, check_file_out
     from budgetnet.train.session import pick_device
 
+    if args.show is not None:
+        check_file_out(args.show, ("png",))
+    if args.out is not None:
+        check_dir_out(args.out)
     device = pick_device(args.device)
     data = load_cifar(args.data, cache_dir=args.cache_dir, download=args.download)
     if args.show is not None:

@@ -19,11 +19,12 @@ def run(args: argparse.Namespace) -> int:
     from budgetnet.deploy.card import build_card
     from budgetnet.errors import BudgetnetError
     from budgetnet.fsutil import atomic_write_text
+    from budgetnet.outputs import check_file_out
 
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
         raise BudgetnetError(f"{run_dir} is not a run directory")
-    out = Path(args.out) if args.out else run_dir / "MODEL_CARD.md"
+    out = check_file_out(Path(args.out) if args.out else run_dir / "MODEL_CARD.md")
     text = build_card(run_dir, out)
     atomic_write_text(out, text)
     print(f"wrote {out}")

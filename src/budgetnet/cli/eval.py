@@ -24,20 +24,23 @@ def run(args: argparse.Namespace) -> int:
     """Evaluate, write eval.json and confusion.png beside the checkpoint's run, and print the result."""
     import numpy as np
 
-    from budgetnet.checkpoint import load_checkpoint, resolve_checkpoint
+    from budgetnet.checkpoint import FOR_INFERENCE, load_checkpoint, resolve_checkpoint
     from budgetnet.data import load_cifar
     from budgetnet.fsutil import atomic_write_text
+    from budgetnet.outputs import check_file_out
     from budgetnet.train.figures import plot_confusion
     from budgetnet.train.report import evaluate_checkpoint, run_dir_of
     from budgetnet.train.session import pick_device
 
     path = resolve_checkpoint(args.checkpoint)
-    state = load_checkpoint(path)
-    data_path = args.data or state["data"]["source"].get("path")
+    out = run_dir_of(path)
+    for name in ("eval.json", "confusion.png"):
+        check_file_out(out / name)
+    state = load_checkpoint(path, needs=FOR_INFERENCE)
+    data_path = args.data or (state["data"].get("source") or {}).get("path")
     data = load_cifar(data_path, download=args.download)
     result = evaluate_checkpoint(state, data, pick_device(args.device), args.tta)
     result["checkpoint"] = str(path)
-    out = run_dir_of(path)
     atomic_write_text(out / "eval.json", json.dumps(result, indent=2) + "\n")
     partial = f" + {result['steps_into_next_epoch']} steps" if result["steps_into_next_epoch"] else ""
     title = f"{result['arch']}, epoch {result['epoch']}{partial}: {100 * result['accuracy']:.2f}%{' (flip TTA)' if args.tta else ''}"

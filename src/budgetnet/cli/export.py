@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-TOLERANCE = 1e-4  # max abs logit difference allowed between onnxruntime and PyTorch
+from budgetnet.cli.main import RUN_FAILED
+from budgetnet.outputs import check_file_out
 
 
 def register(verbs: argparse._SubParsersAction) -> None:
@@ -26,25 +27,24 @@ def default_export_path(run_dir: str | Path, name: str) -> Path:
     return (run_dir if run_dir.is_dir() else run_dir_of(run_dir)) / "export" / name
 
 
-def export_checked(run_dir: str | Path, out: Path, data: str | None) -> tuple[float, str]:
-    """Export, then compare onnxruntime with PyTorch on real images: (max abs diff, what the images were)."""
-    from budgetnet.checkpoint import load_checkpoint, resolve_checkpoint
-    from budgetnet.deploy.onnx_export import export_onnx, file_sha256, max_logit_diff, open_onnx
+def export_checked(run_dir: str | Path, out: Path, data: str | None) -> tuple["LogitCheck", str]:  # noqa: F821
+    """Export, then compare onnxruntime with PyTorch on real images: (the comparison, what the images were)."""
+    from budgetnet.checkpoint import FOR_INFERENCE, load_checkpoint, resolve_checkpoint
+    from budgetnet.deploy.onnx_export import check_logits, export_onnx, file_sha256, open_onnx
     from budgetnet.deploy.rundata import reference_images
 
     checkpoint = resolve_checkpoint(run_dir)
-    state = load_checkpoint(checkpoint)
+    state = load_checkpoint(checkpoint, needs=FOR_INFERENCE)
     export_onnx(state, out, file_sha256(checkpoint))
     session, _ = open_onnx(out)
     reference = reference_images(state, data)
-    return max_logit_diff(state, session, reference.images), reference.description
+    return check_logits(state, session, reference.images), reference.description
 
 
 def run(args: argparse.Namespace) -> int:
     """Export and check; exit 1 if onnxruntime and PyTorch disagree beyond the tolerance."""
-    out = Path(args.out) if args.out else default_export_path(args.run_dir, "model.onnx")
-    diff, described = export_checked(args.run_dir, out, args.data)
+    out = check_file_out(Path(args.out) if args.out else default_export_path(args.run_dir, "model.onnx"))
+    check, described = export_checked(args.run_dir, out, args.data)
     print(f"wrote {out} ({out.stat().st_size:,} bytes, opset 20, dynamic batch)")
-    verdict = "OK" if diff <= TOLERANCE else "MISMATCH"
-    print(f"check on {described}: max |onnxruntime - pytorch| logit = {diff:.2e} (tolerance {TOLERANCE:g}) {verdict}")
-    return 0 if diff <= TOLERANCE else 1
+    print(f"check on {described}: {check.describe()} {'OK' if check.ok else 'MISMATCH'}")
+    return 0 if check.ok else RUN_FAILED

@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from budgetnet.errors import BudgetnetError
+from budgetnet.outputs import check_image_out
 
 
 def register(verbs: argparse._SubParsersAction) -> None:
@@ -29,13 +30,14 @@ def run(args: argparse.Namespace) -> int:
     from budgetnet.train.rundir import read_metrics
 
     paths = [Path(r) for r in args.runs]
+    out = Path(args.out) if args.out else (paths[0] / "curves.png" if len(paths) == 1 else Path("curves.png"))
+    check_image_out(out)
     runs = []
     for label, path in zip(run_labels(paths), paths):
         metrics = read_metrics(path)
         if not metrics:
             raise BudgetnetError(f"{path}: metrics.jsonl has no finished epoch yet")
         runs.append((label, metrics))
-    out = Path(args.out) if args.out else (paths[0] / "curves.png" if len(paths) == 1 else Path("curves.png"))
     plot_curves(runs, out)
     print(f"wrote {out}")
     return 0

@@ -27,10 +27,11 @@ def register(verbs: argparse._SubParsersAction) -> None:
     p.set_defaults(run=run)
 
 
-def fresh_fp32_export(run_dir: str, state: dict[str, Any], sha256: str, check_images: Any) -> tuple[Path, float | None]:
+def fresh_fp32_export(run_dir: str, state: dict[str, Any], sha256: str,
+                      check_images: Any) -> tuple[Path, "LogitCheck | None"]:  # noqa: F821
     """RUN_DIR/export/model.onnx, re-exported unless it already comes from this exact checkpoint."""
     from budgetnet.cli.export import default_export_path
-    from budgetnet.deploy.onnx_export import export_onnx, max_logit_diff, open_onnx
+    from budgetnet.deploy.onnx_export import check_logits, export_onnx, open_onnx
     from budgetnet.errors import CheckpointError
 
     path = default_export_path(run_dir, "model.onnx")
@@ -40,26 +41,29 @@ def fresh_fp32_export(run_dir: str, state: dict[str, Any], sha256: str, check_im
     except CheckpointError:
         pass  # missing or unreadable: export it below
     export_onnx(state, path, sha256)
-    return path, max_logit_diff(state, open_onnx(path)[0], check_images)
+    return path, check_logits(state, open_onnx(path)[0], check_images)
 
 
 def run(args: argparse.Namespace) -> int:
     """Quantize, measure both files in this run, print the comparison and write quantize.json."""
-    from budgetnet.checkpoint import load_checkpoint, resolve_checkpoint
+    from budgetnet.checkpoint import FOR_INFERENCE, load_checkpoint, resolve_checkpoint
     from budgetnet.cli.export import default_export_path
     from budgetnet.deploy.onnx_export import file_sha256
     from budgetnet.deploy.quantize import calibration_sample, compare_models, quantize_onnx
     from budgetnet.deploy.rundata import describe_source, require_dataset, run_data_path
     from budgetnet.fsutil import atomic_write_text
+    from budgetnet.outputs import check_file_out
 
     checkpoint = resolve_checkpoint(args.run_dir)
-    state = load_checkpoint(checkpoint)
+    int8_path = Path(args.out) if args.out else default_export_path(args.run_dir, "model.int8.onnx")
+    for out in (int8_path, int8_path.parent / "quantize.json", default_export_path(args.run_dir, "model.onnx")):
+        check_file_out(out)
+    state = load_checkpoint(checkpoint, needs=FOR_INFERENCE)
     sha256 = file_sha256(checkpoint)
     dataset = require_dataset(run_data_path(state, args.data))
-    fp32_path, diff = fresh_fp32_export(args.run_dir, state, sha256, dataset.test_images[:256])
-    if diff is not None:
-        print(f"exported {fp32_path} (max |onnxruntime - pytorch| logit on 256 test images: {diff:.2e})")
-    int8_path = Path(args.out) if args.out else default_export_path(args.run_dir, "model.int8.onnx")
+    fp32_path, check = fresh_fp32_export(args.run_dir, state, sha256, dataset.test_images[:256])
+    if check is not None:
+        print(f"exported {fp32_path} (on 256 test images: {check.describe()}{'' if check.ok else ', MISMATCH'})")
     data = state["data"]
     calib = calibration_sample(dataset.train_images, args.calib)
     quantize_onnx(fp32_path, int8_path, calib, data["mean"], data["std"])

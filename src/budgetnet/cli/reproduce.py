@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
-from pathlib import Path
 
 from budgetnet.cli.argtypes import positive_int
 from budgetnet.cli.train import INTERRUPTED, SigintToStop
@@ -42,6 +41,7 @@ def run(args: argparse.Namespace) -> int:
     """Train what is missing, then write the results; 130 after Ctrl-C (re-run to continue)."""
     from budgetnet.counts import check_budget
     from budgetnet.data import load_cifar
+    from budgetnet.outputs import check_dir_out
     from budgetnet.presets import get_preset
     from budgetnet.train.loop import Interrupted, StopRequest, TrainingDiverged
     from budgetnet.train.precision import choose_precision
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     recipe = named_recipe(args.recipe, args.epochs, args.subset, precision=args.precision)
     # resolved once here, as every run records it, so that a re-run finds its runs' recipes equal
     recipe = recipe.replace(precision=choose_precision(recipe.precision, pick_device(args.device))[0])
-    out = Path(args.out)
+    out = check_dir_out(args.out)
     runs = plan(args.archs, args.seeds, recipe, out)
     states = [r.state() for r in runs]
     data = load_cifar(args.data, download=args.download)

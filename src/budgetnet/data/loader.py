@@ -9,8 +9,9 @@ from budgetnet.data.cache import cache_folder, content_fingerprint, default_cach
 from budgetnet.data.dataset import CifarData
 from budgetnet.data.download import ARCHIVE_MD5, download_cifar, file_md5
 from budgetnet.data.folders import load_folders
-from budgetnet.data.tree import FileTree, open_tree
+from budgetnet.data.tree import FileTree, check_source, open_tree
 from budgetnet.errors import DataError
+from budgetnet.fsutil import sweep_cache_folders
 
 # where each layout's marker file sits relative to the path a user gives
 _LAYOUTS = (
@@ -67,7 +68,9 @@ def load_cifar(path: str | Path | None, cache_dir: Path | None = None, download:
             raise DataError(f"{path}: no such file or directory (pass --download to fetch the official archive)")
         path = download_cifar(cache_dir)
     path = Path(path)
+    check_source(path)  # a FIFO or device is refused here, before anything opens it
     folder = cache_folder(cache_dir, source_key(path))
+    sweep_cache_folders(folder.parent)
     cached = read_cached(folder)
     if cached is not None:
         return cached

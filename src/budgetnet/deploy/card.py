@@ -27,20 +27,16 @@ def _json(path: Path) -> Any:
         return json.loads(path.read_text())
     except FileNotFoundError:
         return None
-    except (OSError, json.JSONDecodeError) as e:
+    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
         raise BudgetnetError(f"{path} is unreadable ({e}); was the run directory damaged?") from None
 
 
 def _metrics(run_dir: Path) -> list[dict[str, Any]]:
-    path = run_dir / "metrics.jsonl"
-    if not path.is_file():
-        raise BudgetnetError(f"{run_dir} holds no metrics.jsonl (is it a finished run directory?)")
-    try:
-        metrics = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    except json.JSONDecodeError as e:
-        raise BudgetnetError(f"{path} is damaged ({e})") from None
+    from budgetnet.train.rundir import read_metrics
+
+    metrics = read_metrics(run_dir)
     if not metrics:
-        raise BudgetnetError(f"{path} is empty: the run has not finished an epoch yet")
+        raise BudgetnetError(f"{run_dir / 'metrics.jsonl'} is empty: the run has not finished an epoch yet")
     return metrics
 
 
@@ -143,12 +139,12 @@ def _quantize_section(run_dir: Path, report: Any) -> list[str]:
 
 def build_card(run_dir: str | Path, out: str | Path) -> str:
     """The markdown card of `run_dir`, with links relative to where it will be written (`out`)."""
-    from budgetnet.checkpoint import load_checkpoint, resolve_checkpoint
+    from budgetnet.checkpoint import FOR_INFERENCE, load_checkpoint, resolve_checkpoint
     from budgetnet.deploy.onnx_export import file_sha256
 
     run_dir = Path(run_dir)
     checkpoint = resolve_checkpoint(run_dir)
-    state = load_checkpoint(checkpoint)
+    state = load_checkpoint(checkpoint, needs=FOR_INFERENCE)
     spec = ResNetSpec.from_dict(state["spec"])
     arch = str(state.get("arch", "custom"))
     data = _json(run_dir / "data.json") or state["data"]

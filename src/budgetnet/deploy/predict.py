@@ -46,12 +46,12 @@ def load_classifier(path: str | Path) -> Classifier:
 def _torch_classifier(path: Path) -> Classifier:
     import torch
 
-    from budgetnet.checkpoint import load_checkpoint, model_from_checkpoint
+    from budgetnet.checkpoint import FOR_INFERENCE, load_checkpoint, model_from_checkpoint
     from budgetnet.data.normalize import normalize
 
-    state = load_checkpoint(path)
+    state = load_checkpoint(path, needs=FOR_INFERENCE)
     model = model_from_checkpoint(state)
-    data = state.get("data") or {}
+    data = state["data"]
     mean, std = tuple(data["mean"]), tuple(data["std"])
 
     def logits(images: np.ndarray) -> np.ndarray:

@@ -8,6 +8,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from budgetnet.errors import SpecError
+from budgetnet.spec import ResNetSpec
 from budgetnet.train.batches import ImageSet, Normalizer, resident, stream_seed
 from budgetnet.train.recipe import Recipe, RecipeError
 
@@ -35,11 +37,25 @@ def choose_val(originals: int, count: int, seed: int) -> np.ndarray:
     return np.sort(torch.randperm(originals, generator=generator)[:count].numpy())
 
 
+def check_fits(spec: ResNetSpec, data: Any) -> None:
+    """Before any training or store building: the spec's classes and input channels are the data's."""
+    classes, channels = len(data.classes), data.train_images.shape[1]
+    if spec.num_classes != classes:
+        raise SpecError(f"the spec has num_classes {spec.num_classes} but the data has {classes} classes "
+                        f"({', '.join(data.classes)}); set num_classes to {classes}")
+    if spec.in_channels != channels:
+        raise SpecError(f"the spec has in_channels {spec.in_channels} but the data's images have {channels} "
+                        f"channels; set in_channels to {channels}")
+
+
 def prepare_data(data: Any, recipe: Recipe, device: torch.device, progress: bool = True) -> PreparedData:
     """Build the row sets for `recipe` from a CifarData (the offline store is loaded or built here)."""
     from budgetnet.data.normalize import channel_stats
 
-    originals = len(data.train_labels) if recipe.subset is None else min(recipe.subset, len(data.train_labels))
+    if recipe.subset is not None and recipe.subset > len(data.train_labels):
+        raise RecipeError(f"--subset {recipe.subset} is more than the {len(data.train_labels)} training images "
+                          f"the data holds")
+    originals = len(data.train_labels) if recipe.subset is None else recipe.subset
     val_idx = choose_val(originals, recipe.val_split, recipe.seed) if recipe.val_split else np.zeros(0, np.int64)
     if recipe.augment == "offline":
         from budgetnet.data import load_or_build_store

@@ -44,7 +44,7 @@ def evaluate_checkpoint(state: dict[str, Any], data: Any, device: torch.device, 
         "steps_into_next_epoch": (state.get("partial") or {}).get("step", 0),  # >0 for a checkpoint saved on Ctrl-C
         "data": data.source.get("path"),
         "fingerprint": data.source.get("fingerprint"),
-        "same_data_as_training": data.source.get("fingerprint") == info["source"].get("fingerprint"),
+        "same_data_as_training": data.source.get("fingerprint") == (info.get("source") or {}).get("fingerprint"),
         "tta": tta,
         "images": int(len(data.test_labels)),
         "loss": result.loss,

@@ -46,6 +46,7 @@ class PlannedRun:
         """"done", "partial" (resume it) or "new"; refuses a directory trained with another recipe."""
         run = RunDir(self.path)
         if not run.has_checkpoint():
+            run.check_new()  # refuses a folder of someone else's files now, not after the runs before it
             return "new"
         recorded = Recipe.from_dict(read_json(self.path, "recipe.json"))
         if recorded != self.recipe:

@@ -17,7 +17,7 @@ from budgetnet.train.distributed import SINGLE, Distributed, barrier, device_for
 from budgetnet.train.ema import WeightEMA
 from budgetnet.train.loop import EpochProgress, Interrupted, StopRequest, fit
 from budgetnet.train.precision import choose_precision
-from budgetnet.train.prepare import PreparedData, prepare_data
+from budgetnet.train.prepare import PreparedData, check_fits, prepare_data
 from budgetnet.train.recipe import Recipe
 from budgetnet.train.rundir import RunDir, environment, restore_rng_state, rng_state
 
@@ -169,12 +169,14 @@ def _train(run: RunDir, arch: str, spec: ResNetSpec, recipe: Recipe, prepared: P
     return RunOutcome(run.path, run.read_metrics(), True)
 
 
-def _prepare(data: Any, recipe: Recipe, device: torch.device, options: RunOptions, dist: Distributed) -> PreparedData:
+def _prepare(data: Any, spec: ResNetSpec, recipe: Recipe, device: torch.device, options: RunOptions,
+             dist: Distributed) -> PreparedData:
     """Load data and the store; rank 0 goes first so the store is built once and the others reuse it."""
     if not dist.is_main:
         barrier(dist)
-    prepared = prepare_data(_load_data(data, options.download), recipe, device,
-                            progress=not options.quiet and dist.is_main)
+    loaded = _load_data(data, options.download)
+    check_fits(spec, loaded)  # before the store is built or anything trains
+    prepared = prepare_data(loaded, recipe, device, progress=not options.quiet and dist.is_main)
     if dist.is_main:
         barrier(dist)
     return prepared
@@ -207,17 +209,17 @@ def new_run(arch: str | ResNetSpec, recipe: Recipe, data: Any, out: str | Path,
     name, spec = resolve_spec(arch)
     check_budget(spec, budget, name)
     run = RunDir(Path(out))
-    if run.has_checkpoint():
-        raise BudgetnetError(f"{run.path} already holds a run; continue it with --resume {run.path}")
-    if run.metrics_path.exists():
-        raise BudgetnetError(f"{run.path} holds a run that never saved a checkpoint; delete it or pick another --out")
+    restarting = run.check_new()
     dist, device = _start(options)
     precision, warning, why = choose_precision(recipe.precision, device)
     if warning and dist.is_main:
         print(f"budgetnet: warning: {warning}", file=sys.stderr, flush=True)
     recipe = recipe.replace(precision=precision)  # recorded as chosen, so a resume elsewhere trains alike
-    prepared = _prepare(data, recipe, device, options, dist)
+    prepared = _prepare(data, spec, recipe, device, options, dist)
     if dist.is_main:
+        if restarting:
+            print(f"note: {run.path} holds a run of ours stopped before its first checkpoint; starting it over",
+                  flush=True)
         env = {**environment(device, options.deterministic), "world_size": dist.world_size, "compile": options.compile,
                "precision": {"chosen": precision, "why": why}}
         run.create(name, spec, recipe, prepared.info, env)
@@ -237,14 +239,14 @@ def resume_run(path: str | Path, data: Any = None, options: RunOptions = RunOpti
     recipe, spec, arch = Recipe.from_dict(state["recipe"]), ResNetSpec.from_dict(state["spec"]), state["arch"]
     if state["epoch"] >= recipe.epochs:
         return RunOutcome(run.path, run.read_metrics(), True)
-    recorded = state["data"]["source"]
+    recorded = state["data"].get("source") or {}
     dist, device = _start(options)
     trained_on = state.get("world_size", 1)
     if trained_on != dist.world_size:
         raise BudgetnetError(f"{run.path} was trained by {trained_on} process(es); resume it with the same number "
                              f"(this is {dist.world_size}), since the data shards and the global batch depend on it")
     source = data if data is not None else recorded.get("path")
-    prepared = _prepare(source, recipe, device, options, dist)
+    prepared = _prepare(source, spec, recipe, device, options, dist)
     if prepared.info["source"].get("fingerprint") != recorded.get("fingerprint"):
         raise BudgetnetError(f"the data at {prepared.info['source'].get('path')} is not the data this run was trained "
                              f"on (fingerprint {prepared.info['source'].get('fingerprint')} != "
