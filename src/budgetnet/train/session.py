@@ -141,11 +141,9 @@ def _build(spec: ResNetSpec, recipe: Recipe, device: torch.device, dist: Distrib
 def _train(run: RunDir, arch: str, spec: ResNetSpec, recipe: Recipe, prepared: PreparedData, trainee: Trainee,
            device: torch.device, options: RunOptions, start_epoch: int, progress: EpochProgress | None,
            dist: Distributed) -> RunOutcome:
-    augment = None
-    if recipe.augment in ("online", "shift"):
-        from budgetnet.data.augment import ONLINE_AUGMENTATIONS
+    from budgetnet.data.augment import ONLINE_AUGMENTATIONS
 
-        augment = ONLINE_AUGMENTATIONS[recipe.augment]
+    augment = ONLINE_AUGMENTATIONS.get(recipe.augment)  # None for the offline store and for "none"
 
     def save(epoch: int, partial: EpochProgress | None) -> None:
         if dist.is_main:  # one writer: rank 0 holds the same weights as every other rank
