@@ -7,7 +7,8 @@ import shlex
 import sys
 
 from budgetnet.cli.argtypes import positive_int
-from budgetnet.cli.train import INTERRUPTED, SigintToStop
+from budgetnet.cli.interrupts import SigintToStop
+from budgetnet.cli.main import INTERRUPTED
 from budgetnet.presets import PAPER_APPROACHES
 from budgetnet.train.recipe import PRECISIONS, RECIPES
 

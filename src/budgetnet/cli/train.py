@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import time
 from pathlib import Path
 
 from budgetnet.cli.argtypes import epoch_list, nonneg_float, nonneg_int, positive_int
+from budgetnet.cli.interrupts import SigintToStop
 from budgetnet.cli.main import INTERRUPTED
 from budgetnet.counts import DEFAULT_BUDGET
 from budgetnet.errors import BudgetnetError
@@ -79,27 +79,6 @@ def resolve_recipe(args: argparse.Namespace) -> "Recipe":  # noqa: F821
     from budgetnet.train.recipe import get_recipe
 
     return get_recipe(args.recipe).replace(**{f: getattr(args, f) for f in RECIPE_FLAGS})
-
-
-class SigintToStop:
-    """While active, the first Ctrl-C asks training to stop after the current step; a second one aborts."""
-
-    def __init__(self, stop: "StopRequest") -> None:  # noqa: F821
-        self.stop = stop
-
-    def __enter__(self) -> SigintToStop:
-        self.previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        signal.signal(signal.SIGINT, self.previous)
-
-    def _handle(self, signum: int, frame: object) -> None:
-        if not self.stop.armed or self.stop.requested:
-            raise KeyboardInterrupt  # nothing to save yet, or the user insists
-        self.stop.requested = True
-        print("\nstopping after this step to save a checkpoint (Ctrl-C again aborts without saving)",
-              file=sys.stderr, flush=True)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -11,7 +11,8 @@ import numpy as np
 from budgetnet.fsutil import atomic_path
 
 
-def _pyplot():  # noqa: ANN202
+def pyplot():  # noqa: ANN202
+    """matplotlib.pyplot on the file-only Agg backend."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display needed, and no GUI backend probing
@@ -20,15 +21,16 @@ def _pyplot():  # noqa: ANN202
     return plt
 
 
-def _save(fig: Any, out: str | Path) -> None:
+def save_figure(fig: Any, out: str | Path) -> None:
+    """Write `fig` to `out` atomically (format from the suffix) and close it."""
     with atomic_path(out) as tmp:
         fig.savefig(tmp, format=Path(out).suffix.lstrip(".") or "png", dpi=120, bbox_inches="tight")
-    _pyplot().close(fig)
+    pyplot().close(fig)
 
 
 def plot_curves(runs: Sequence[tuple[str, list[dict[str, Any]]]], out: str | Path) -> None:
     """Loss and accuracy against epoch, train solid and test dashed (val dotted), one colour per run."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(12, 4.5))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (label, metrics) in enumerate(runs):
@@ -49,12 +51,12 @@ def plot_curves(runs: Sequence[tuple[str, list[dict[str, Any]]]], out: str | Pat
         ax.legend(fontsize=8)
     ax_loss.set_title("Loss")
     ax_acc.set_title("Accuracy")
-    _save(fig, out)
+    save_figure(fig, out)
 
 
 def plot_confusion(matrix: np.ndarray, classes: Sequence[str], out: str | Path, title: str) -> None:
     """A confusion matrix with counts in every cell: rows the true class, columns the prediction."""
-    plt = _pyplot()
+    plt = pyplot()
     n = len(classes)
     fig, ax = plt.subplots(figsize=(1.0 + 0.75 * n, 0.75 * n + 0.5))
     ax.imshow(matrix, cmap="Blues")
@@ -68,12 +70,12 @@ def plot_confusion(matrix: np.ndarray, classes: Sequence[str], out: str | Path, 
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title)
-    _save(fig, out)
+    save_figure(fig, out)
 
 
 def plot_accuracy_vs_params(rows: Sequence[dict[str, Any]], out: str | Path, title: str) -> None:
     """Our final test accuracy (mean, std error bars) against parameters, with the paper's figure beside it."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8, 5))
     params = [r["params"] / 1e6 for r in rows]
     ax.errorbar(params, [r["test_acc_mean"] for r in rows], yerr=[r["test_acc_std"] or 0 for r in rows],
@@ -88,4 +90,4 @@ def plot_accuracy_vs_params(rows: Sequence[dict[str, Any]], out: str | Path, tit
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
-    _save(fig, out)
+    save_figure(fig, out)

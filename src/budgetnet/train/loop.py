@@ -235,17 +235,17 @@ def evaluate(
 
 
 def epoch_metrics(
-    progress: EpochProgress, lr: float, test: EvalResult, val: EvalResult | None, seconds: float
+    progress: EpochProgress, lr: float, test: EvalResult | None, val: EvalResult | None, seconds: float
 ) -> dict[str, Any]:
     """One `metrics.jsonl` line: 1-based epoch, train/test (and val) loss and accuracy, lr, time, speed."""
     metrics: dict[str, Any] = {
         "epoch": progress.epoch + 1,
         "train_loss": progress.loss_sum / max(progress.seen, 1),
         "train_acc": progress.correct / max(progress.seen, 1),
-        "test_loss": test.loss,
-        "test_acc": test.accuracy,
     }
-    if test.single_view_accuracy is not None:
+    if test is not None:
+        metrics.update(test_loss=test.loss, test_acc=test.accuracy)
+    if test is not None and test.single_view_accuracy is not None:
         metrics["test_acc_single_view"] = test.single_view_accuracy  # test_acc is then the flip-TTA figure
     if val is not None:
         metrics.update(val_loss=val.loss, val_acc=val.accuracy)
@@ -260,7 +260,7 @@ def fit(
     optimizer: torch.optim.Optimizer,
     recipe: Recipe,
     train: ImageSet,
-    test: ImageSet,
+    test: ImageSet | None,
     normalizer: Normalizer,
     device: torch.device,
     val: ImageSet | None = None,
@@ -280,6 +280,7 @@ def fit(
     With an `ema`, the averaged weights are the ones evaluated and reported. Otherwise `eval_model` (default
     `model`) is: pass the plain module when `model` is wrapped in DDP or torch.compile, so that evaluation
     goes through neither the gradient-sync wrapper nor a recompile for eval mode and odd batch sizes.
+    With `test` None (an architecture search's proxy), the test set is never touched and only `val` is evaluated.
     """
     history = []
     evaluated = ema.module if ema is not None else (eval_model if eval_model is not None else model)
@@ -296,7 +297,9 @@ def fit(
             raise
         progress = None
         lr = optimizer.param_groups[0]["lr"]
-        test_result = evaluate(evaluated, test, normalizer, device, recipe.precision, recipe.tta, dist=dist)
+        test_result = None
+        if test is not None:
+            test_result = evaluate(evaluated, test, normalizer, device, recipe.precision, recipe.tta, dist=dist)
         val_result = None
         if val is not None:
             val_result = evaluate(evaluated, val, normalizer, device, recipe.precision, recipe.tta, dist=dist)

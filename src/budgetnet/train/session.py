@@ -109,7 +109,7 @@ def _epoch_line(m: dict[str, Any], epochs: int) -> str:
 WHITENING_IMAGES = 5_000  # training images whose patches set a whitening stem (airbench uses 5,000 too)
 
 
-def _whitening_images(prepared: PreparedData, device: torch.device) -> torch.Tensor:
+def whitening_images(prepared: PreparedData, device: torch.device) -> torch.Tensor:
     """The first WHITENING_IMAGES training rows, normalised: what a whitening stem's filters are fitted on."""
     from budgetnet.train.batches import gather
 
@@ -117,7 +117,7 @@ def _whitening_images(prepared: PreparedData, device: torch.device) -> torch.Ten
     return prepared.normalizer(images.to(device)).float()
 
 
-def _build(spec: ResNetSpec, recipe: Recipe, device: torch.device, dist: Distributed,
+def build_trainee(spec: ResNetSpec, recipe: Recipe, device: torch.device, dist: Distributed,
            compile_mode: str | None, whitening: torch.Tensor | None = None) -> Trainee:
     """The model, optimiser and EMA; a whitening stem is fitted on `whitening` (a resumed run loads it instead)."""
     from budgetnet.model import build_model
@@ -223,8 +223,8 @@ def new_run(arch: str | ResNetSpec, recipe: Recipe, data: Any, out: str | Path,
         run.create(name, spec, recipe, prepared.info, env)
         if prepared.val_indices:
             run.write_json("val_indices.json", prepared.val_indices)
-    whitening = _whitening_images(prepared, device) if spec.stem == "whiten" else None
-    trainee = _build(spec, recipe, device, dist, options.compile, whitening)
+    whitening = whitening_images(prepared, device) if spec.stem == "whiten" else None
+    trainee = build_trainee(spec, recipe, device, dist, options.compile, whitening)
     if dist.is_main:
         _announce(name, spec, recipe, prepared, device, run, dist)
     return _train(run, name, spec, recipe, prepared, trainee, device, options, 0, None, dist)
@@ -249,7 +249,7 @@ def resume_run(path: str | Path, data: Any = None, options: RunOptions = RunOpti
         raise BudgetnetError(f"the data at {prepared.info['source'].get('path')} is not the data this run was trained "
                              f"on (fingerprint {prepared.info['source'].get('fingerprint')} != "
                              f"{recorded.get('fingerprint')})")
-    trainee = _build(spec, recipe, device, dist, options.compile)
+    trainee = build_trainee(spec, recipe, device, dist, options.compile)
     trainee.module.load_state_dict(state["model"])
     trainee.optimizer.load_state_dict(state["optimizer"])
     if trainee.ema is not None:
@@ -271,4 +271,5 @@ def describe(outcome: RunOutcome) -> str:
     return f"final test accuracy {100 * last['test_acc']:.2f}% after {last['epoch']} epochs ({outcome.path})"
 
 
-__all__ = ["RunOptions", "RunOutcome", "describe", "new_run", "pick_device", "resume_run"]
+__all__ = ["RunOptions", "RunOutcome", "Trainee", "build_trainee", "describe", "new_run", "pick_device", "resume_run",
+           "whitening_images"]
