@@ -10,8 +10,9 @@ def readme_commands() -> list[str]:
 
 def test_ci_runs_exactly_the_readme_test_command():
     test_command = next(c for c in readme_commands() if "pytest" in c)
-    ci_lines = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line and not line.startswith(("#", "set ", "cd "))]
-    assert ci_lines == [test_command]
+    ci_lines = [line for line in (ROOT / ".ci" / "run").read_text().splitlines() if line.strip()]
+    assert ci_lines[-1] == test_command  # after installing system packages, and nothing else runs tests
+    assert sum("pytest" in line for line in ci_lines) == 1
 
 
 def test_readme_preset_table_matches_the_code():

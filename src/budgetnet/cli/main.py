@@ -27,9 +27,11 @@ VERB_MODULES = (
     "eval",
     "plot",
     "reproduce",
+    "search",
 )
 
-OPTIONAL_MODULES = {"onnx": "deploy", "onnxruntime": "deploy", "onnxscript": "deploy"}  # module -> extra
+OPTIONAL_MODULES = {"onnx": "deploy", "onnxruntime": "deploy", "onnxscript": "deploy",  # module -> extra
+                    "optuna": "search", "sqlalchemy": "search"}
 USAGE_ERROR = 2  # exit code for bad flags, values, specs or files
 RUN_FAILED = 1  # exit code when the input was fine but the run could not finish (disk full, I/O error)
 INTERRUPTED = 130  # exit code after Ctrl-C, as shells report SIGINT
