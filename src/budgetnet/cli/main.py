@@ -21,6 +21,7 @@ VERB_MODULES = (
     "export",
     "quantize",
     "card",
+    "serve",
     "data",
     "augment",
     "train",
@@ -29,7 +30,8 @@ VERB_MODULES = (
     "reproduce",
 )
 
-OPTIONAL_MODULES = {"onnx": "deploy", "onnxruntime": "deploy", "onnxscript": "deploy"}  # module -> extra
+OPTIONAL_MODULES = {"onnx": "deploy", "onnxruntime": "deploy", "onnxscript": "deploy",  # module -> extra
+                    "gradio": "serve", "gradio_client": "serve"}
 USAGE_ERROR = 2  # exit code for bad flags, values, specs or files
 RUN_FAILED = 1  # exit code when the input was fine but the run could not finish (disk full, I/O error)
 INTERRUPTED = 130  # exit code after Ctrl-C, as shells report SIGINT
