@@ -22,7 +22,8 @@ EXPORTS = (("checkpoints/last.pt", "PyTorch checkpoint (fp32)"), ("export/model.
            ("export/model.int8.onnx", "ONNX int8 (QDQ)"))
 
 
-def _json(path: Path) -> Any:
+def optional_json(path: Path) -> Any:
+    """The parsed JSON file at `path`, None if it is absent; a one-line error if it is damaged."""
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
@@ -40,7 +41,8 @@ def _metrics(run_dir: Path) -> list[dict[str, Any]]:
     return metrics
 
 
-def _pct(fraction: float | None) -> str:
+def percent(fraction: float | None) -> str:
+    """A fraction as `93.76%`, or `n/a`."""
     return "n/a" if fraction is None else f"{100 * fraction:.2f}%"
 
 
@@ -93,18 +95,18 @@ def _files_section(run_dir: Path, checkpoint_sha: str) -> list[str]:
 def _results_section(run_dir: Path, out_dir: Path, metrics: list[dict[str, Any]], evaluation: Any) -> list[str]:
     last = metrics[-1]
     lines = ["## Results", "", f"- Final-epoch test accuracy (epoch {last['epoch']}, the last checkpoint; no epoch "
-             f"chosen on the test set): **{_pct(last['test_acc'])}**"]
+             f"chosen on the test set): **{percent(last['test_acc'])}**"]
     if "val_acc" in last:
-        lines.append(f"- Final-epoch validation accuracy: {_pct(last['val_acc'])}")
+        lines.append(f"- Final-epoch validation accuracy: {percent(last['val_acc'])}")
     if evaluation is None:
         return lines + ["- Per-class accuracy and confusion matrix: not measured yet. Run "
                         f"`budgetnet eval {run_dir}`, then `budgetnet card {run_dir}` again.", ""]
     lines += [f"- `budgetnet eval` (epoch {evaluation.get('epoch')}, {evaluation.get('images')} test images, "
-              f"TTA {'on' if evaluation.get('tta') else 'off'}): {_pct(evaluation.get('accuracy'))}"]
+              f"TTA {'on' if evaluation.get('tta') else 'off'}): {percent(evaluation.get('accuracy'))}"]
     if evaluation.get("epoch") != last["epoch"]:
         lines.append(f"- Note: eval.json is from epoch {evaluation.get('epoch')}, not the last one: re-run eval.")
     lines += ["", "| class | test accuracy |", "|---|---|"]
-    lines += [f"| {name} | {_pct(acc)} |" for name, acc in evaluation.get("per_class_accuracy", {}).items()]
+    lines += [f"| {name} | {percent(acc)} |" for name, acc in evaluation.get("per_class_accuracy", {}).items()]
     confusion = run_dir / "confusion.png"
     if confusion.is_file():
         lines += ["", f"![confusion matrix]({os.path.relpath(confusion, out_dir)})"]
@@ -123,13 +125,13 @@ def _quantize_section(run_dir: Path, report: Any) -> list[str]:
              f"{env.get('onnxruntime', '?')}), test split of {report['test_images']} images.", "",
              "| | fp32 | int8 | ratio |", "|---|---|---|---|",
              f"| file bytes | {f['bytes']:,} | {q['bytes']:,} | {report['size_ratio']:.2f}x smaller |",
-             f"| test accuracy | {_pct(f['test_acc'])} | {_pct(q['test_acc'])} | "
+             f"| test accuracy | {percent(f['test_acc'])} | {percent(q['test_acc'])} | "
              f"{100 * (q['test_acc'] - f['test_acc']):+.2f} points |"]
     for b in ("1", "256"):
         lines.append(f"| CPU images/s, batch {b} | {f['images_per_s'][b]:,.0f} | {q['images_per_s'][b]:,.0f} | "
                      f"{report['speedup'][b]:.2f}x |")
     met = report.get("targets_met", {})
-    lines += ["", f"Top-1 agreement fp32 vs int8: {_pct(report['top1_agreement'])}. Targets (>= 3.5x smaller, "
+    lines += ["", f"Top-1 agreement fp32 vs int8: {percent(report['top1_agreement'])}. Targets (>= 3.5x smaller, "
               f"<= 0.5 points lost, int8 faster): " + ", ".join(f"{k} {'met' if v else '**missed**'}"
                                                                  for k, v in met.items())]
     if not report.get("same_data_as_training", True):
@@ -147,11 +149,11 @@ def build_card(run_dir: str | Path, out: str | Path) -> str:
     state = load_checkpoint(checkpoint, needs=FOR_INFERENCE)
     spec = ResNetSpec.from_dict(state["spec"])
     arch = str(state.get("arch", "custom"))
-    data = _json(run_dir / "data.json") or state["data"]
-    recipe = _json(run_dir / "recipe.json") or state.get("recipe", {})
-    env = _json(run_dir / "env.json") or {}
+    data = optional_json(run_dir / "data.json") or state["data"]
+    recipe = optional_json(run_dir / "recipe.json") or state.get("recipe", {})
+    env = optional_json(run_dir / "env.json") or {}
     source = data.get("source", {})
-    report = _json(run_dir / "export" / "quantize.json")
+    report = optional_json(run_dir / "export" / "quantize.json")
     lines = [f"# Model card: {arch}", "", f"Built by `budgetnet card` from the run directory `{run_dir}`; every number "
              "below was measured by the step that wrote the file it comes from.", ""]
     lines += _spec_section(arch, spec)
@@ -168,7 +170,7 @@ def build_card(run_dir: str | Path, out: str | Path) -> str:
               f"- Input normalisation (pixels/255 - mean) / std, mean {_floats(data['mean'])}, "
               f"std {_floats(data['std'])}",
               ""]
-    lines += _results_section(run_dir, Path(out).parent, _metrics(run_dir), _json(run_dir / "eval.json"))
+    lines += _results_section(run_dir, Path(out).parent, _metrics(run_dir), optional_json(run_dir / "eval.json"))
     lines += _quantize_section(run_dir, report)
     lines += _files_section(run_dir, file_sha256(checkpoint))
     calib = report["calibration"]["images"] if report else 1000

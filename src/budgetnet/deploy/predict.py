@@ -7,8 +7,9 @@ shorter side resized to 32, centre crop); the normalisation comes from the model
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,6 +26,8 @@ class Classifier:
     std: tuple[float, ...]
     backend: str  # "pytorch" or "onnxruntime"
     logits: Callable[[np.ndarray], np.ndarray]  # uint8 (N, 3, 32, 32) -> float32 (N, classes)
+    # what the model file records: arch, spec, recipe, epoch, precision, data_source, file (ONNX: + calibration)
+    about: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -46,7 +49,7 @@ def load_classifier(path: str | Path) -> Classifier:
 def _torch_classifier(path: Path) -> Classifier:
     import torch
 
-    from budgetnet.checkpoint import FOR_INFERENCE, load_checkpoint, model_from_checkpoint
+    from budgetnet.checkpoint import FOR_INFERENCE, load_checkpoint, model_from_checkpoint, resolve_checkpoint
     from budgetnet.data.normalize import normalize
 
     state = load_checkpoint(path, needs=FOR_INFERENCE)
@@ -58,7 +61,9 @@ def _torch_classifier(path: Path) -> Classifier:
         with torch.no_grad():
             return model(normalize(torch.from_numpy(images), mean, std)).numpy()
 
-    return Classifier(tuple(data["classes"]), mean, std, "pytorch", logits)
+    about = {key: state.get(key) for key in ("arch", "spec", "recipe", "epoch")}
+    about.update(precision="fp32", data_source=data.get("source") or {}, file=str(resolve_checkpoint(path)))
+    return Classifier(tuple(data["classes"]), mean, std, "pytorch", logits, about)
 
 
 def _onnx_classifier(path: Path) -> Classifier:
@@ -71,7 +76,8 @@ def _onnx_classifier(path: Path) -> Classifier:
     def logits(images: np.ndarray) -> np.ndarray:
         return onnx_logits(session, (images.astype(np.float32) / 255.0 - mean) / std)
 
-    return Classifier(tuple(meta["classes"]), tuple(meta["mean"]), tuple(meta["std"]), "onnxruntime", logits)
+    return Classifier(tuple(meta["classes"]), tuple(meta["mean"]), tuple(meta["std"]), "onnxruntime", logits,
+                      {**meta, "file": str(path)})
 
 
 def expand_inputs(inputs: Sequence[str | Path]) -> list[Path]:
@@ -108,9 +114,13 @@ def classify_files(
             except DataError as e:
                 results.append(e)
         if images:
-            probs = softmax(model.logits(np.stack(images)).astype(np.float64))
-            for slot, row in zip(slots, probs):
-                order = np.argsort(-row, kind="stable")[:k]
-                top = tuple((model.classes[i], float(row[i])) for i in order)
+            for slot, top in zip(slots, top_classes(model, np.stack(images), k)):
                 results[slot] = Prediction(str(files[start + slot]), top)
         yield from results  # type: ignore[misc]
+
+
+def top_classes(model: Classifier, images: np.ndarray, top_k: int) -> list[tuple[tuple[str, float], ...]]:
+    """The `top_k` (class name, probability) pairs of each uint8 (N, 3, 32, 32) image, most probable first."""
+    probs = softmax(model.logits(images).astype(np.float64))
+    orders = np.argsort(-probs, axis=1, kind="stable")[:, :top_k]
+    return [tuple((model.classes[i], float(row[i])) for i in order) for row, order in zip(probs, orders)]

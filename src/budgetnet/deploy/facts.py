@@ -1,0 +1,99 @@
+"""A model card's key facts for the `serve` page, read from the model file and the run directory it sits in.
+
+Nothing is measured here. Accuracy comes from the run's own files (metrics.jsonl, eval.json,
+export/quantize.json) and is shown only when it belongs to the epoch or checkpoint of the file
+being served; otherwise the panel says which command records it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from budgetnet.counts import count_macs, count_params
+from budgetnet.deploy.card import optional_json, percent
+from budgetnet.deploy.predict import Classifier
+from budgetnet.deploy.rundata import describe_source
+from budgetnet.spec import ResNetSpec
+
+RECIPE_FIELDS = ("epochs", "batch_size", "lr", "augment", "precision")  # the recipe fields the panel shows
+
+
+def run_dir_of(model_path: str | Path) -> Path | None:
+    """The run directory of a model: the path itself, or RUN for RUN/checkpoints/*.pt and RUN/export/*.onnx."""
+    path = Path(model_path)
+    if path.is_dir():
+        candidates = [path]
+    else:
+        candidates = [path.parent.parent] if path.parent.name in ("checkpoints", "export") else []
+    return next((c for c in candidates if (c / "metrics.jsonl").is_file()), None)
+
+
+def _epoch(about: dict[str, Any]) -> int | None:
+    try:
+        return int(about.get("epoch"))  # an ONNX file stores it as a string
+    except (TypeError, ValueError):
+        return None
+
+
+def _recipe(recipe: dict[str, Any]) -> str:
+    shown = ", ".join(f"{k.replace('_', ' ')} {recipe[k]}" for k in RECIPE_FIELDS if recipe.get(k) is not None)
+    return f"`{recipe.get('name', '?')}`" + (f" ({shown})" if shown else "")
+
+
+def _accuracy(run_dir: Path | None, epoch: int | None) -> list[tuple[str, str]]:
+    if run_dir is None:
+        return [("Test accuracy", "not recorded beside this file (serve its run directory to see it)")]
+    from budgetnet.train.rundir import read_metrics
+
+    entry = next((m for m in read_metrics(run_dir) if m["epoch"] == epoch), None)
+    if entry is None:
+        return [("Test accuracy", f"no epoch {epoch} in {run_dir / 'metrics.jsonl'}")]
+    single = entry.get("test_acc_single_view")
+    text = percent(entry["test_acc"]) + (f" with flip TTA, {percent(single)} single view" if single is not None else "")
+    rows = [("Test accuracy", f"{text} (epoch {epoch}, recorded by training)")]
+    evaluation = optional_json(run_dir / "eval.json")
+    if evaluation and evaluation.get("epoch") == epoch:
+        rows.append(("`budgetnet eval`", f"{percent(evaluation.get('accuracy'))} on {evaluation.get('images')} test "
+                                         f"images, TTA {'on' if evaluation.get('tta') else 'off'}"))
+    return rows
+
+
+def _int8(run_dir: Path | None, about: dict[str, Any], checkpoint_sha: str | None) -> list[tuple[str, str]]:
+    report = optional_json(run_dir / "export" / "quantize.json") if run_dir else None
+    if report and checkpoint_sha and report.get("checkpoint_sha256") == checkpoint_sha:
+        f, q = report["fp32"], report["int8"]
+        return [("Int8 (measured by `budgetnet quantize`)",
+                 f"{percent(q['test_acc'])} vs fp32 {percent(f['test_acc'])} on {report['test_images']:,} test images; "
+                 f"{report['size_ratio']:.2f}x smaller; {report['speedup']['1']:.2f}x the fp32 images/s at batch 1 "
+                 f"on {report.get('env', {}).get('cpu', '?')}")]
+    if about.get("precision") == "int8":
+        return [("Int8", "accuracy not recorded for this file: run `budgetnet quantize RUN --data PATH`")]
+    return []
+
+
+def model_facts(model: Classifier, model_path: str | Path) -> list[tuple[str, str]]:
+    """(label, value) rows: file, architecture, parameters, MACs, recipe, data, recorded accuracy, int8 figures."""
+    about = model.about
+    spec = ResNetSpec.from_dict(about["spec"])
+    file = Path(about["file"])
+    kind = "PyTorch checkpoint, fp32" if model.backend == "pytorch" else f"ONNX {about.get('precision', '?')}"
+    run_dir, epoch = run_dir_of(model_path), _epoch(about)
+    if model.backend == "pytorch":
+        from budgetnet.deploy.onnx_export import file_sha256
+
+        checkpoint_sha = file_sha256(file)
+    else:
+        checkpoint_sha = about.get("checkpoint_sha256")
+    rows = [("Model file", f"`{file.name}` ({kind}, run by {model.backend})"),
+            ("Architecture", f"`{about.get('arch') or 'custom'}`: " + ", ".join(
+                f"{s.blocks}x{s.width}" for s in spec.stages) + " (blocks x width per stage)"),
+            ("Parameters", f"{count_params(spec):,}"), ("MACs per 32x32 image", f"{count_macs(spec):,}"),
+            ("Recipe", f"{_recipe(about.get('recipe') or {})}; saved at epoch {epoch}"),
+            ("Data", describe_source(about.get("data_source") or {}))]
+    return rows + _accuracy(run_dir, epoch) + _int8(run_dir, about, checkpoint_sha)
+
+
+def facts_markdown(rows: list[tuple[str, str]]) -> str:
+    """The rows as a markdown list, `- **label**: value`."""
+    return "\n".join(f"- **{label}**: {value}" for label, value in rows)
