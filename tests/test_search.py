@@ -42,7 +42,7 @@ def _draws(limits: Limits, count: int) -> tuple[list[ResNetSpec], int]:
 def test_drawn_specs_fill_the_budget_without_exceeding_it() -> None:
     limits = Limits(300_000)
     specs, rejected = _draws(limits, 150)
-    assert rejected == 0  # every shape of the space fits 300k at 8 channels
+    assert rejected < 0.15 * 150  # only the deepest 5x5 shapes with 2x growth cannot fit 300k at 8 channels
     sizes = sorted(count_params(s) for s in specs)
     assert sizes[-1] <= 300_000
     assert sizes[len(sizes) // 2] >= 0.85 * 300_000, "widths are scaled up until the budget is nearly full"
@@ -63,7 +63,7 @@ def test_presets_scale_to_a_small_budget_keeping_their_shape() -> None:
         assert count_params(scaled) <= 300_000
         assert scaled.depths == original.depths and scaled.conv1_kernel == original.conv1_kernel
         assert scaled.skip_kernel == original.skip_kernel
-    assert smallest_params(Limits(300_000)) < 3_000
+    assert 1_000 < smallest_params(Limits(300_000)) < 12_000  # the tiny searches below use a 12k budget
 
 
 @pytest.fixture()
