@@ -177,3 +177,28 @@ def test_an_unreachable_database_is_one_line(data, tmp_path) -> None:
     assert "cannot reach the database at postgresql+psycopg://nobody:***@127.0.0.1:1/none" in result.stderr
     assert "Traceback" not in result.stderr and "secret" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(("limit", "column"), [(["--max-macs", "3M"], "macs"),
+                                               (["--max-latency-ms", "500", "--latency-batch", "2"], "latency_ms")])
+def test_a_second_limit_makes_a_two_objective_search(data, tmp_path, capsys, limit, column) -> None:
+    import optuna
+
+    out = tmp_path / column
+    assert main(["search", "--data", data, "--out", str(out), "--trials", "2", *TINY, *limit]) == 0
+    rows = _rows(out)
+    assert len(rows) == 2 and all(r["state"] == "complete" for r in rows)  # no pruning with two objectives
+    if column == "macs":
+        assert all(int(r["macs"]) <= 3_000_000 for r in rows)
+    else:
+        assert all(0 < float(r["latency_ms"]) <= 500 for r in rows)
+    study = optuna.load_study(study_name=column, storage=f"sqlite:///{out / 'study.db'}")
+    assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
+    for trial in study.trials:
+        if trial.state.name == "COMPLETE":
+            assert trial.values[1] == pytest.approx(float(next(r[column] for r in rows
+                                                               if int(r["number"]) == trial.number)))
+    capsys.readouterr()
+    assert main(["search", "show", str(out), "--json"]) == 0
+    board = json.loads(capsys.readouterr().out)
+    assert board["objective"] == ["val_acc", column] and board["pareto"]
