@@ -7,12 +7,15 @@ worker with other settings is refused instead of mixing two searches.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import os
 import random
 import socket
 import time
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,7 @@ from budgetnet.search.space import SPACE_VERSION, Limits
 SETTINGS_ATTR = "budgetnet_settings"
 DEFAULT_DB = "study.db"
 SQLITE_TIMEOUT_S = 60  # how long a worker waits for another's write lock on the SQLite file
+STORAGE_ATTEMPTS = 5  # tries at opening a storage that another worker is creating at the same moment
 MAX_REJECTIONS = 200  # drawn shapes in a row that no width fits: the limits leave the space almost empty
 
 
@@ -89,6 +93,21 @@ def storage_url(out: Path, storage: str | None) -> str:
     return storage
 
 
+@contextlib.contextmanager
+def _creation_lock(url: str) -> Iterator[None]:
+    """For an SQLite file, one worker at a time creates or upgrades its schema (Optuna's own step is not atomic)."""
+    if not url.startswith("sqlite:///"):
+        yield
+        return
+    lock_path = Path(url[len("sqlite:///"):]).with_suffix(".lock")
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def open_storage(url: str) -> Any:
     """Optuna's storage at `url`; an unreachable database is one BudgetnetError line, not a driver traceback."""
     import optuna
@@ -97,14 +116,23 @@ def open_storage(url: str) -> Any:
     kwargs: dict[str, Any] = {"pool_pre_ping": True}
     if url.startswith("sqlite"):
         kwargs["connect_args"] = {"timeout": SQLITE_TIMEOUT_S}
-    try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
-    except sqlalchemy.exc.SQLAlchemyError as e:
-        reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
-        raise BudgetnetError(f"cannot reach the database at {redact(url)}: {reason}") from None
-    except ModuleNotFoundError as e:
-        raise BudgetnetError(f"the database URL {redact(url)} needs the Python module {e.name}; "
-                             f"pip install it, or use postgresql://... (psycopg, in the search extra)") from None
+    for attempt in range(STORAGE_ATTEMPTS):
+        try:
+            with _creation_lock(url):
+                return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        except sqlalchemy.exc.SQLAlchemyError as e:
+            # workers that start together race to create the schema: the loser sees the winner's rows
+            racing = isinstance(e, sqlalchemy.exc.IntegrityError) or any(
+                sign in str(e) for sign in ("locked", "UNIQUE constraint", "duplicate key", "already exists"))
+            if racing and attempt + 1 < STORAGE_ATTEMPTS:
+                time.sleep(0.2 * (attempt + 1))
+                continue
+            reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+            raise BudgetnetError(f"cannot reach the database at {redact(url)}: {reason}") from None
+        except ModuleNotFoundError as e:
+            raise BudgetnetError(f"the database URL {redact(url)} needs the Python module {e.name}; "
+                                 f"pip install it, or use postgresql://... (psycopg, in the search extra)") from None
+    raise AssertionError("unreachable")
 
 
 def open_study(url: str, name: str, settings: Settings, sampler_seed: int) -> Any:
