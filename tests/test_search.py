@@ -202,3 +202,14 @@ def test_a_second_limit_makes_a_two_objective_search(data, tmp_path, capsys, lim
     assert main(["search", "show", str(out), "--json"]) == 0
     board = json.loads(capsys.readouterr().out)
     assert board["objective"] == ["val_acc", column] and board["pareto"]
+
+
+def test_the_proxy_trains_at_the_precision_train_would_choose() -> None:
+    import torch
+
+    from budgetnet.search.proxy import Proxy
+    from budgetnet.train.precision import choose_precision
+
+    recipe = Proxy(epochs=3, subset=1000, val_split=200).recipe(torch.device("cpu"))
+    assert recipe.precision == choose_precision("auto", torch.device("cpu"))[0] != "auto"
+    assert (recipe.subset, recipe.val_split, recipe.ema_decay, recipe.tta) == (1200, 200, 0.0, False)

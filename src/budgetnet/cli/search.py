@@ -98,9 +98,9 @@ def search(args: argparse.Namespace) -> int:
                               args.max_latency_ms, args.latency_batch, data.source.get("fingerprint"))
     out = args.out
     recorded = _recorded(out)
-    if recorded is not None and settings.differences(recorded.get("settings", {})):
-        raise BudgetnetError(f"{out} holds a search with other settings "
-                             f"({'; '.join(settings.differences(recorded['settings']))}); use another --out")
+    changed = settings.differences(recorded.get("settings", {})) if recorded is not None else []
+    if changed:
+        raise BudgetnetError(f"{out} holds a search with other settings ({'; '.join(changed)}); use another --out")
     out.mkdir(parents=True, exist_ok=True)
     url = study.storage_url(out, args.storage)
     name = args.study_name or (recorded or {}).get("study_name") or out.resolve().name
@@ -109,7 +109,7 @@ def search(args: argparse.Namespace) -> int:
     atomic_write_text(out / SEARCH_FILE, json.dumps({"study_name": name, "storage": study.redact(url),
                                                      "settings": settings.to_dict()}, indent=2) + "\n")
     device = pick_device(args.device)
-    prepared = prepare_data(data, settings.proxy.recipe(), device, progress=False)
+    prepared = prepare_data(data, settings.proxy.recipe(device), device, progress=False)
     second = settings.second_objective
     print(f"search {name} ({study.redact(url)}): budget {args.budget:,} params"
           f"{f', max {args.max_macs:,} MACs' if args.max_macs else ''}"

@@ -15,7 +15,7 @@ import torch
 
 from budgetnet.spec import ResNetSpec
 from budgetnet.train.loop import StopRequest, fit
-from budgetnet.train.prepare import PreparedData, check_fits, prepare_data
+from budgetnet.train.prepare import PreparedData
 from budgetnet.train.recipe import Recipe
 from budgetnet.train.reproduce import named_recipe
 
@@ -33,21 +33,22 @@ class Proxy:
     val_split: int = 2_000  # further training images held out: the score is accuracy on these
     seed: int = 0  # init, order, augmentation and which images are held out
 
-    def recipe(self) -> Recipe:
-        """The cpu recipe shortened to `epochs` (warm-up and decay scale along), without EMA or TTA."""
+    def recipe(self, device: torch.device) -> Recipe:
+        """The cpu recipe shortened to `epochs` (warm-up and decay scale along), without EMA or TTA.
+
+        Its "auto" precision is resolved for `device` as `budgetnet train` does: bf16 where it runs natively.
+        """
+        from budgetnet.train.precision import choose_precision
+
+        precision, _, _ = choose_precision("auto", device)  # "auto" never warns
         return named_recipe("cpu", self.epochs, subset=self.subset + self.val_split, val_split=self.val_split,
-                            seed=self.seed, batch_size=PROXY_BATCH, lr=PROXY_LR, ema_decay=0.0, tta=False)
+                            seed=self.seed, batch_size=PROXY_BATCH, lr=PROXY_LR, ema_decay=0.0, tta=False,
+                            precision=precision)
 
 
 def without_test(data: Any) -> Any:
     """The loaded data with an empty test split, so that a search cannot look at it."""
     return dataclasses.replace(data, test_images=data.test_images[:0], test_labels=data.test_labels[:0])
-
-
-def prepare(data: Any, proxy: Proxy, spec: ResNetSpec, device: torch.device) -> PreparedData:
-    """The proxy's training and validation rows of `data` (a CifarData without its test split)."""
-    check_fits(spec, data)
-    return prepare_data(data, proxy.recipe(), device, progress=False)
 
 
 def train(spec: ResNetSpec, recipe: Recipe, prepared: PreparedData, device: torch.device,

@@ -46,7 +46,7 @@ def run_trials(study: Any, prepared: PreparedData, settings: Settings, budget: B
     from optuna.trial import TrialState
 
     stop.armed = True  # from here on, Ctrl-C asks for a clean stop
-    recipe, worker = settings.proxy.recipe(), worker_name()
+    recipe, worker = settings.proxy.recipe(device), worker_name()
     single = settings.second_objective is None
     done = rejections = 0
     while not budget.spent(done) and not stop.requested:
@@ -113,7 +113,7 @@ def _latency(record: dict[str, Any]) -> str:
 def run_references(study: Any, prepared: PreparedData, settings: Settings, device: torch.device,
                    stop: StopRequest, log: Log, names: tuple[str, ...] = PAPER_APPROACHES) -> None:
     """Train each paper preset, widths scaled to the limits, under the same proxy (once per study)."""
-    recipe = settings.proxy.recipe()
+    recipe = settings.proxy.recipe(device)
     stop.armed = True
     for name in names:
         key = REFERENCE_PREFIX + name

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -105,11 +106,7 @@ def fill(shape: Shape, limits: Limits) -> ResNetSpec:
     if not limits.fits(smallest):
         raise SpecRejected(f"even at {CHANNEL_STEP} channels this shape has {count_params(smallest):,} params "
                            f"and {count_macs(smallest):,} MACs, over the limits")
-    low, high = float(CHANNEL_STEP), float(MAX_WIDTH)  # counts grow with the base width: bisect for the largest
-    for _ in range(40):
-        mid = (low + high) / 2
-        low, high = (mid, high) if limits.fits(shape.spec(mid, limits)) else (low, mid)
-    return shape.spec(low, limits)
+    return _widest(lambda base: shape.spec(base, limits), CHANNEL_STEP, MAX_WIDTH, limits)
 
 
 def scale_to_fit(spec: ResNetSpec, limits: Limits) -> ResNetSpec:
@@ -126,11 +123,18 @@ def scale_to_fit(spec: ResNetSpec, limits: Limits) -> ResNetSpec:
     low = CHANNEL_STEP / max(s.width for s in spec.stages)  # every stage at the 8-channel floor
     if not limits.fits(scaled(low)):
         raise SpecRejected(f"it does not fit the limits even at {CHANNEL_STEP} channels per stage")
-    high = MAX_WIDTH / max(s.width for s in spec.stages)
+    return _widest(scaled, low, MAX_WIDTH / max(s.width for s in spec.stages), limits)
+
+
+def _widest(spec_at: Callable[[float], ResNetSpec], low: float, high: float, limits: Limits) -> ResNetSpec:
+    """spec_at(x) for the largest x in [low, high] that fits `limits`, given that spec_at(low) fits.
+
+    Counts only grow with x, so bisection finds it; 40 halvings leave far less than one channel.
+    """
     for _ in range(40):
         mid = (low + high) / 2
-        low, high = (mid, high) if limits.fits(scaled(mid)) else (low, mid)
-    return scaled(low)
+        low, high = (mid, high) if limits.fits(spec_at(mid)) else (low, mid)
+    return spec_at(low)
 
 
 def smallest_params(limits: Limits) -> int:

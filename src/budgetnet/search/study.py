@@ -156,11 +156,12 @@ def open_study(url: str, name: str, settings: Settings, sampler_seed: int) -> An
     except Exception as e:  # noqa: BLE001  SQLAlchemy raises its own classes for a database that goes away
         raise BudgetnetError(f"cannot open study {name!r} at {redact(url)}: {str(e).splitlines()[0]}") from None
     recorded = study.user_attrs.get(SETTINGS_ATTR)
+    changed = settings.differences(recorded) if recorded is not None else []
     if recorded is None:
         study.set_user_attr(SETTINGS_ATTR, settings.to_dict())
-    elif settings.differences(recorded):
+    elif changed:
         raise BudgetnetError(f"study {name!r} at {redact(url)} was started with other settings "
-                             f"({'; '.join(settings.differences(recorded))}); use another --out or the same flags")
+                             f"({'; '.join(changed)}); use another --out or the same flags")
     if [d.name.lower() for d in study.directions] != directions:
         raise BudgetnetError(f"study {name!r} at {redact(url)} has other objectives; use another --out")
     return study
