@@ -179,17 +179,19 @@ def test_an_unreachable_database_is_one_line(data, tmp_path) -> None:
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize(("limit", "column"), [(["--max-macs", "3M"], "macs"),
+@pytest.mark.parametrize(("limit", "column"), [(["--max-macs", "6M"], "macs"),
                                                (["--max-latency-ms", "500", "--latency-batch", "2"], "latency_ms")])
 def test_a_second_limit_makes_a_two_objective_search(data, tmp_path, capsys, limit, column) -> None:
     import optuna
 
+    # At 12k params about 6% of drawn shapes fit 6M MACs (1 in 300 fit 3M, which let 200 rejections in a row
+    # end the search by chance): the limit binds for some shapes without emptying the space.
     out = tmp_path / column
     assert main(["search", "--data", data, "--out", str(out), "--trials", "2", *TINY, *limit]) == 0
     rows = _rows(out)
     assert len(rows) == 2 and all(r["state"] == "complete" for r in rows)  # no pruning with two objectives
     if column == "macs":
-        assert all(int(r["macs"]) <= 3_000_000 for r in rows)
+        assert all(int(r["macs"]) <= 6_000_000 for r in rows)
     else:
         assert all(0 < float(r["latency_ms"]) <= 500 for r in rows)
     study = optuna.load_study(study_name=column, storage=f"sqlite:///{out / 'study.db'}")
