@@ -48,3 +48,12 @@ def test_timed_run_records_wall_time_load_and_hardware(tmp_path):
     assert record["exit_code"] == 3 and 0.3 <= record["wall_seconds"] < 30
     assert record["load_samples"] and record["load_max"] >= record["load_mean"] >= 0
     assert record["cpu"] and "bf16" in record["cpu_kind"] and record["torch_threads"] >= 1
+    assert record["conv3x3_gflops_before"] > 0 and record["conv3x3_gflops_after"] > 0
+
+
+def test_cpu_speed_json(tmp_path):
+    result = _run(tmp_path, str(BENCHMARKS / "cpu_speed.py"), "--json")
+    assert result.returncode == 0, result.stderr
+    speed = json.loads(result.stdout)
+    assert speed["torch_threads"] == 1  # OMP_NUM_THREADS=1 in these runs
+    assert speed["conv3x3_gflops"] == speed["conv3x3_gflops_1_thread"] > 0 and speed["thread_scaling"] == 1.0
