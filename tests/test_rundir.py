@@ -80,8 +80,8 @@ def _saved(run_dir: Path, state: dict) -> Path:
     ("data", {**DATA, "mean": [0.5, "x", 0.3]}, "its 'data' entry needs a list of class names"),
     ("data", {**DATA, "std": [0.2]}, "its 'data' entry needs a list of class names"),
     ("data", {**DATA, "source": "cifar"}, "its 'data' entry's source is not a JSON object"),
-    ("epoch", "1", "its 'epoch' entry is not an int"),
-    ("arch", 3, "its 'arch' entry is not a str"),
+    ("epoch", "1", "its 'epoch' entry is not an integer"),
+    ("arch", 3, "its 'arch' entry is not a string"),
     ("ema", {"updates": 3}, "its 'ema' entry holds no weights"),
     ("model", [1, 2], "its 'model' entry is not a dict"),
 ])

@@ -120,9 +120,10 @@ class Checkpoint:
                 raise ValueError(f"its {key!r} entry is not a dict")
         if "ema" in entries and not isinstance(entries["ema"].get("module"), dict):
             raise ValueError("its 'ema' entry holds no weights ('module')")
-        for key, kind in (("arch", str), ("epoch", int), ("world_size", int)):
+        for key, kind, described in (("arch", str, "a string"), ("epoch", int, "an integer"),
+                                     ("world_size", int, "an integer")):
             if key in entries and (not isinstance(entries[key], kind) or isinstance(entries[key], bool)):
-                raise ValueError(f"its {key!r} entry is not a{'n' if kind is int else ''} {kind.__name__}")
+                raise ValueError(f"its {key!r} entry is not {described}")
         entries["spec"] = _typed("spec", ResNetSpec.from_dict, entries.get("spec"))
         if "recipe" in entries:
             entries["recipe"] = _typed("recipe", Recipe.from_dict, entries["recipe"])
