@@ -28,23 +28,24 @@ from budgetnet.checkpoint import load_checkpoint, model_from_checkpoint
 from budgetnet.deploy.onnx_export import export_onnx, onnx_logits, open_onnx
 from budgetnet.deploy.quantize import calibration_sample, quantize_onnx
 from budgetnet.deploy.speed import images_per_second
+from budgetnet.hardware import environment
 from budgetnet.model import build_model
 from budgetnet.presets import resolve_spec
-from budgetnet.train.rundir import environment
+from budgetnet.runrecord import Checkpoint, DataInfo
 
 MEAN, STD = [0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616]  # CIFAR-10 train statistics, 0-1 units
 BATCHES = (1, 256)
 
 
-def model_state(arch: str, run: str | None) -> dict:
-    """A checkpoint-shaped state: the trained run's, or `arch` with seed-0 He-initialised weights."""
+def model_state(arch: str, run: str | None) -> Checkpoint:
+    """A checkpoint: the trained run's, or `arch` with seed-0 He-initialised weights."""
     if run:
         return load_checkpoint(run)
     torch.manual_seed(0)
     name, spec = resolve_spec(arch)
-    classes = [f"class{i}" for i in range(spec.num_classes)]
-    return {"spec": spec.to_dict(), "model": build_model(spec).state_dict(), "arch": name,
-            "data": {"classes": classes, "mean": MEAN, "std": STD, "source": {}}, "recipe": {}}
+    classes = tuple(f"class{i}" for i in range(spec.num_classes))
+    return Checkpoint(spec, build_model(spec).state_dict(), arch=name,
+                      data=DataInfo(classes, tuple(MEAN), tuple(STD), source={}))
 
 
 def images(data: str | None) -> tuple[np.ndarray, np.ndarray, str]:
@@ -74,13 +75,13 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     state = model_state(args.arch, args.run)
     calib, test, described = images(args.data)
-    mean = np.asarray(state["data"]["mean"], dtype=np.float32).reshape(1, -1, 1, 1)
-    std = np.asarray(state["data"]["std"], dtype=np.float32).reshape(1, -1, 1, 1)
+    mean = np.asarray(state.data.mean, dtype=np.float32).reshape(1, -1, 1, 1)
+    std = np.asarray(state.data.std, dtype=np.float32).reshape(1, -1, 1, 1)
     inputs = (test.astype(np.float32) / 255.0 - mean) / std
     with tempfile.TemporaryDirectory() as tmp:
         fp32_path, int8_path = Path(tmp) / "model.onnx", Path(tmp) / "model.int8.onnx"
         export_onnx(state, fp32_path, "benchmark")
-        quantize_onnx(fp32_path, int8_path, calib, state["data"]["mean"], state["data"]["std"])
+        quantize_onnx(fp32_path, int8_path, calib, state.data.mean, state.data.std)
         sizes = {"fp32 ONNX": fp32_path.stat().st_size, "int8 ONNX": int8_path.stat().st_size}
         model = model_from_checkpoint(state)
         fp32_session, int8_session = open_onnx(fp32_path, args.threads)[0], open_onnx(int8_path, args.threads)[0]
@@ -99,7 +100,7 @@ def main() -> None:
     speed = {name: {b: statistics.median(v) for b, v in per.items()} for name, per in rounds.items()}
     env = environment(torch.device("cpu"))
     weights = f"trained run {args.run}" if args.run else "untrained (He init, seed 0)"
-    result = {"arch": state.get("arch"), "weights": weights,
+    result = {"arch": state.arch, "weights": weights,
               "inputs": described, "rounds": args.rounds, "seconds": args.seconds, "images_per_s": speed,
               "all_rounds": rounds, "bytes": sizes, "cpu": env["cpu"], "cpu_count": env["cpu_count"],
               "torch_threads": torch.get_num_threads(), "torch": torch.__version__,

@@ -20,6 +20,7 @@ from budgetnet.checkpoint import save_checkpoint
 from budgetnet.data.normalize import channel_stats, normalize
 from budgetnet.model import build_model
 from budgetnet.spec import ResNetSpec, StageSpec
+from budgetnet.train.recipe import Recipe
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 # well-separated colours, one per class, so the task is easy and a tiny model learns it fast
@@ -72,7 +73,7 @@ def build_tiny_run(run_dir: Path, data_dir: Path, cache_dir: Path, steps: int = 
     test_acc = float((logits.argmax(1).numpy() == dataset.test_labels).mean())
     data = {"classes": list(dataset.classes), "mean": mean, "std": std, "source": dataset.source,
             "augment": "none", "subset": None, "val_split": 0}
-    recipe = {"name": "paper", "epochs": 1, "batch_size": 64, "lr": 0.05, "seed": 0, "subset": None}
+    recipe = Recipe(epochs=1, batch_size=64, lr=0.05).to_dict()
     (run_dir / "checkpoints").mkdir(parents=True)
     (run_dir / "spec.json").write_text(TINY_SPEC.to_json() + "\n")
     (run_dir / "recipe.json").write_text(json.dumps(recipe) + "\n")

@@ -46,7 +46,7 @@ def test_metadata_describes_the_model(exported: tuple[Path, str], tiny_run: Path
 def test_round_trip_equals_pytorch_at_any_batch_size(exported: tuple[Path, str], tiny_run: Path) -> None:
     state = load_checkpoint(tiny_run)
     session, _ = open_onnx(exported[0])
-    test_images = load_cifar(state["data"]["source"]["path"]).test_images
+    test_images = load_cifar(state.data.source_path).test_images
     for batch in (1, 7, 300):  # the batch dimension is dynamic
         assert check_logits(state, session, test_images[:batch]).ok
     assert onnx_logits(session, np.zeros((3, 3, 32, 32), np.float32)).shape == (3, 10)

@@ -10,6 +10,7 @@ import pytest
 from deploy_run import private_cache, tiny_export, tiny_run  # noqa: F401  (fixtures)
 
 import budgetnet.deploy.quantize as quantize_module
+from budgetnet.checkpoint import load_checkpoint, save_checkpoint
 from budgetnet.cli.main import main
 from budgetnet.data import load_cifar
 from budgetnet.deploy.predict import load_classifier
@@ -87,9 +88,9 @@ def test_card_uses_eval_json_and_flags_jpeg_data(quantized: dict, tiny_run: Path
     evaluation = {"epoch": 1, "images": 300, "tta": False, "accuracy": 0.8123, "per_class_accuracy": per_class}
     (run / "eval.json").write_text(json.dumps(evaluation))
     (run / "confusion.png").write_bytes(b"png")
-    data = json.loads((run / "data.json").read_text())
-    data["source"]["lossy"] = True
-    (run / "data.json").write_text(json.dumps(data))
+    state = load_checkpoint(run).to_state()  # the card reads the run's data from its checkpoint
+    state["data"]["source"]["lossy"] = True
+    save_checkpoint(run / "checkpoints" / "last.pt", state)
     assert main(["card", str(run)]) == 0
     card = (run / "MODEL_CARD.md").read_text()
     assert "81.23%" in card and "| truck | 59.00% |" in card and "![confusion matrix](confusion.png)" in card

@@ -64,9 +64,8 @@ def test_code_execution_pickle_is_refused_and_not_run(
 
 
 def test_newer_checkpoint_format_says_upgrade(tiny_run: Path, tmp_path: Path, image: Path, capsys) -> None:
-    state = load_checkpoint(tiny_run)
     newer = tmp_path / "newer.pt"
-    save_checkpoint(newer, state)
+    save_checkpoint(newer, load_checkpoint(tiny_run).to_state())
     raw = torch.load(newer, weights_only=True)
     raw["version"] = 99
     torch.save(raw, newer)

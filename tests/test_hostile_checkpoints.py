@@ -4,6 +4,7 @@ yet fails on a real mismatch."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from pathlib import Path
@@ -20,6 +21,7 @@ from budgetnet.checkpoint import load_checkpoint, save_checkpoint
 from budgetnet.cli.main import RUN_FAILED, USAGE_ERROR, main
 from budgetnet.deploy.onnx_export import RELATIVE_TOLERANCE, check_logits, compare_logits, open_onnx, set_metadata
 from budgetnet.deploy.rundata import reference_images
+from budgetnet.runrecord import Checkpoint
 
 
 class Payload:
@@ -37,7 +39,7 @@ def image(tmp_path: Path) -> Path:
 def _damaged(tiny_run: Path, where: Path, drop: str | None = None, **changes: object) -> Path:
     """A copy of the tiny run whose checkpoint lacks `drop` or has `changes`; returns the run dir."""
     shutil.copytree(tiny_run, where, ignore=shutil.ignore_patterns("export"))
-    state = {k: v for k, v in load_checkpoint(tiny_run).items() if k not in ("kind", "version", drop)}
+    state = {k: v for k, v in load_checkpoint(tiny_run).to_state().items() if k != drop}
     save_checkpoint(where / "checkpoints" / "last.pt", {**state, **changes})
     return where
 
@@ -97,12 +99,12 @@ def test_an_onnx_file_whose_shapes_do_not_match_its_metadata(side, classes, expe
     assert main(["predict", str(_foreign_onnx(tmp_path / "fits.onnx", props, 32, 10)), str(image)]) == 0
 
 
-def _perturbed(state: dict, relative: float) -> dict:
+def _perturbed(state: Checkpoint, relative: float) -> Checkpoint:
     """The checkpoint with every weight of its first convolution scaled by (1 + relative)."""
-    model = dict(state["model"])
+    model = dict(state.model)
     key = next(k for k, v in model.items() if v.ndim == 4)
     model[key] = model[key] * (1 + relative)
-    return {**state, "model": model}
+    return dataclasses.replace(state, model=model)
 
 
 def test_the_export_check_fails_on_a_perturbed_model(tiny_run: Path, tiny_export: tuple[Path, str]) -> None:

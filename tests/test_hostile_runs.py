@@ -23,8 +23,8 @@ from budgetnet.cli.main import RUN_FAILED, USAGE_ERROR, describe_os_error, main
 from budgetnet.data import load_or_build_store
 from budgetnet.data.store import default_store_dir
 from budgetnet.presets import PRESETS, Preset
+from budgetnet.rundir import RunDir
 from budgetnet.train.reproduce import paper_recipe
-from budgetnet.train.rundir import RunDir
 
 
 def _one_epoch_of_two(tiny: dict, out: Path) -> Path:

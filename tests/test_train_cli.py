@@ -47,8 +47,8 @@ def test_train_eval_plot_end_to_end(env, capsys) -> None:
     data = json.loads((run / "data.json").read_text())
     assert data["augment"] == "offline" and data["train_rows"] == 300  # 50 originals x 6 copies
     state = load_checkpoint(run)  # weights_only=True
-    assert {"spec", "recipe", "model", "optimizer", "epoch", "rng", "data", "arch"} <= state.keys()
-    assert state["epoch"] == 2 and state["recipe"]["epochs"] == 2
+    assert all(getattr(state, entry) is not None for entry in ("recipe", "optimizer", "epoch", "rng", "data", "arch"))
+    assert state.epoch == 2 and state.recipe.epochs == 2
     out = capsys.readouterr().out
     assert "final test accuracy" in out and "scaled down" in out
 
@@ -80,11 +80,11 @@ def test_ctrl_c_saves_a_checkpoint_exits_130_and_resume_matches_an_uninterrupted
     assert proc.returncode == 130, err
     assert "budgetnet train --resume run" in err and "Traceback" not in err
     state = load_checkpoint(env["tmp"] / "run")
-    assert 1 <= state["epoch"] < 24  # stopped early, mid-epoch or at a boundary
+    assert 1 <= state.epoch < 24  # stopped early, mid-epoch or at a boundary
 
     assert main(["train", "--resume", "run", "--quiet"]) == 0
     assert main(["train", "--arch", env["spec"], "--data", env["data"], "--out", "straight", *flags]) == 0
-    a, b = load_checkpoint(env["tmp"] / "straight")["model"], load_checkpoint(env["tmp"] / "run")["model"]
+    a, b = load_checkpoint(env["tmp"] / "straight").model, load_checkpoint(env["tmp"] / "run").model
     assert all(torch.equal(a[k], b[k]) for k in a)
     epochs = [json.loads(x)["epoch"] for x in metrics.read_text().splitlines()]
     assert epochs == list(range(1, 25))

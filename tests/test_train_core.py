@@ -9,10 +9,10 @@ import torch
 
 from budgetnet.checkpoint import load_checkpoint
 from budgetnet.errors import BudgetError
+from budgetnet.rundir import RunDir
 from budgetnet.train.batches import batch_slices, epoch_order
 from budgetnet.train.loop import StopRequest, TrainingDiverged
 from budgetnet.train.recipe import RECIPES, Recipe, RecipeError, scale_milestones
-from budgetnet.train.rundir import RunDir
 from budgetnet.train.schedule import lr_at
 from budgetnet.train.session import RunOptions, new_run, resume_run
 from train_fixtures import TINY_SPEC, fake_cifar
@@ -68,7 +68,7 @@ def test_a_last_batch_of_one_is_dropped() -> None:
 
 def _weights(path) -> dict:
     state = load_checkpoint(path)
-    return {**state["model"], **{f"opt.{k}": v["momentum_buffer"] for k, v in state["optimizer"]["state"].items()}}
+    return {**state.model, **{f"opt.{k}": v["momentum_buffer"] for k, v in state.optimizer["state"].items()}}
 
 
 def _assert_same_run(a, b) -> None:
@@ -97,7 +97,7 @@ def test_resume_at_epoch_boundary_is_bit_identical(tmp_path, monkeypatch, val_sp
     with pytest.raises(Exception, match="interrupted"):
         new_run(TINY_SPEC, recipe, data, tmp_path / "split", options=RunOptions(quiet=True, stop=stop))
     monkeypatch.undo()
-    assert load_checkpoint(tmp_path / "split")["epoch"] == 2
+    assert load_checkpoint(tmp_path / "split").epoch == 2
     resumed = resume_run(tmp_path / "split", data=data, options=QUIET)
     assert [m["epoch"] for m in resumed.history] == [1, 2, 3, 4]
     _assert_same_run(tmp_path / "straight", tmp_path / "split")
@@ -126,7 +126,7 @@ def test_resume_mid_epoch_is_bit_identical(tmp_path) -> None:
     with pytest.raises(Exception, match="interrupted"):
         new_run(TINY_SPEC, TINY, data, tmp_path / "split", options=RunOptions(quiet=True, stop=StopAtStep(6)))
     state = load_checkpoint(tmp_path / "split")
-    assert state["epoch"] == 1 and state["partial"]["step"] == 2  # 4 steps per epoch: stopped in epoch 2
+    assert state.epoch == 1 and state.partial["step"] == 2  # 4 steps per epoch: stopped in epoch 2
     resume_run(tmp_path / "split", data=data, options=QUIET)
     _assert_same_run(tmp_path / "straight", tmp_path / "split")
 
@@ -136,8 +136,8 @@ def test_nan_loss_stops_with_epoch_and_step_and_keeps_last_good_checkpoint(tmp_p
     with pytest.raises(TrainingDiverged, match=r"epoch 3, step \d+"):
         new_run(TINY_SPEC, exploding, fake_cifar(), tmp_path / "run", options=QUIET)
     state = load_checkpoint(tmp_path / "run")
-    assert state["epoch"] == 2
-    assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+    assert state.epoch == 2
+    assert all(torch.isfinite(v).all() for v in state.model.values() if v.is_floating_point())
     assert [m["epoch"] for m in RunDir(tmp_path / "run").read_metrics()] == [1, 2]
 
 
@@ -165,5 +165,5 @@ def test_finished_run_resumes_as_a_no_op(tmp_path) -> None:
 def test_bf16_autocast_trains_on_cpu_and_is_recorded(tmp_path) -> None:
     out = new_run(TINY_SPEC, TINY.replace(epochs=1, precision="bf16"), fake_cifar(), tmp_path / "run", options=QUIET)
     assert out.history[0]["train_loss"] == pytest.approx(out.history[0]["train_loss"])  # finite, not NaN
-    assert load_checkpoint(tmp_path / "run")["recipe"]["precision"] == "bf16"
-    assert all(v.dtype != torch.bfloat16 for v in load_checkpoint(tmp_path / "run")["model"].values())
+    assert load_checkpoint(tmp_path / "run").recipe.precision == "bf16"
+    assert all(v.dtype != torch.bfloat16 for v in load_checkpoint(tmp_path / "run").model.values())

@@ -120,7 +120,7 @@ def test_cpu_recipe_trains_a_whitened_pooling_net_and_records_its_precision(tmp_
     assert env["precision"]["chosen"] == recipe["precision"] in ("fp32", "bf16")  # auto is resolved and recorded
     assert env["precision"]["why"].startswith("auto:") and "cpu_kind" in env
     state = load_checkpoint(tmp_path / "run")
-    stem = state["model"]["stem.conv.weight"]
+    stem = state.model["stem.conv.weight"]
     assert stem.abs().sum() > 0  # fitted from the training images (a fresh build holds zeros), then kept frozen
 
 

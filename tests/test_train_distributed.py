@@ -99,9 +99,9 @@ def test_interrupted_distributed_run_resumes_to_the_same_weights(env):
     codes = [w.wait(timeout=120) for w in workers]
     assert codes == [130, 130], [w.stderr.read() for w in workers]
     saved = load_checkpoint(tmp / "split")
-    assert 1 <= saved["epoch"] < 4 and saved["world_size"] == 2
-    if saved["partial"] is not None:  # stopped mid-epoch: each rank's augmentation stream is kept
-        assert saved["partial"]["augment_state"].shape[0] == 2
+    assert 1 <= saved.epoch < 4 and saved.world_size == 2
+    if saved.partial is not None:  # stopped mid-epoch: each rank's augmentation stream is kept
+        assert saved.partial["augment_state"].shape[0] == 2
 
     refused = subprocess.run([sys.executable, "-m", "budgetnet", "train", "--resume", "split"], cwd=tmp, env=environ,
                              capture_output=True, text=True, timeout=120)
@@ -111,7 +111,7 @@ def test_interrupted_distributed_run_resumes_to_the_same_weights(env):
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming" in resumed.stdout
     a, b = load_checkpoint(tmp / "straight"), load_checkpoint(tmp / "split")
-    assert a["epoch"] == b["epoch"] == 4
-    for key in a["model"]:
-        assert torch.equal(a["model"][key], b["model"][key]), key
+    assert a.epoch == b.epoch == 4
+    for key in a.model:
+        assert torch.equal(a.model[key], b.model[key]), key
     assert [m["epoch"] for m in map(json.loads, (tmp / "split" / "metrics.jsonl").read_text().splitlines())] == [1, 2, 3, 4]

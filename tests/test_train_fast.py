@@ -58,12 +58,12 @@ def test_fast_recipe_trains_on_cpu_and_reports_the_averaged_weights(tmp_path):
     outcome = new_run(TINY_SPEC, tiny_fast(), fake_cifar(), tmp_path / "run", options=QUIET)
     assert [m["epoch"] for m in outcome.history] == [1, 2, 3]
     state = load_checkpoint(tmp_path / "run")
-    assert state["ema"] is not None and int(state["ema"]["updates"]) == 3 * 4
-    assert state["recipe"]["tta"] is True
+    assert state.ema is not None and int(state.ema["updates"]) == 3 * 4
+    assert state.recipe.tta is True
     model = model_from_checkpoint(state)
     for name, tensor in model.state_dict().items():  # exports and eval use the average, not the raw weights
-        assert torch.equal(tensor, state["ema"]["module"][name])
-    assert not torch.equal(state["model"]["head.weight"], state["ema"]["module"]["head.weight"])
+        assert torch.equal(tensor, state.ema["module"][name])
+    assert not torch.equal(state.model["head.weight"], state.ema["module"]["head.weight"])
 
 
 def assert_mid_epoch_resume_is_bit_identical(spec, recipe, data, tmp_path, stop_after: int) -> None:
@@ -73,9 +73,9 @@ def assert_mid_epoch_resume_is_bit_identical(spec, recipe, data, tmp_path, stop_
         new_run(spec, recipe, data, tmp_path / "split", options=RunOptions(quiet=True, stop=StopAtStep(stop_after)))
     resume_run(tmp_path / "split", data=data, options=QUIET)
     a, b = load_checkpoint(tmp_path / "straight"), load_checkpoint(tmp_path / "split")
-    for key in a["model"]:
-        assert torch.equal(a["model"][key], b["model"][key]), key
-        assert torch.equal(a["ema"]["module"][key], b["ema"]["module"][key]), key
+    for key in a.model:
+        assert torch.equal(a.model[key], b.model[key]), key
+        assert torch.equal(a.ema["module"][key], b.ema["module"][key]), key
 
 
 def test_fast_recipe_resume_mid_epoch_is_bit_identical(tmp_path):
@@ -86,5 +86,5 @@ def test_compiled_training_saves_plain_weights(tmp_path):
     recipe = RECIPES["paper"].replace(epochs=1, batch_size=32, augment="none")
     new_run(TINY_SPEC, recipe, fake_cifar(), tmp_path / "run", options=RunOptions(quiet=True, compile="default"))
     state = load_checkpoint(tmp_path / "run")
-    assert not any(key.startswith("_orig_mod") for key in state["model"])  # loadable without torch.compile
+    assert not any(key.startswith("_orig_mod") for key in state.model)  # loadable without torch.compile
     model_from_checkpoint(state)

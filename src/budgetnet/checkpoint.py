@@ -1,4 +1,5 @@
-"""Checkpoints that rebuild their own model: written atomically, loaded with weights_only=True."""
+"""Checkpoints that rebuild their own model: written atomically as plain data, loaded with weights_only=True
+into a typed `Checkpoint` record."""
 
 from __future__ import annotations
 
@@ -12,12 +13,13 @@ import torch
 
 from budgetnet.errors import CheckpointError
 from budgetnet.fsutil import atomic_write_bytes
-from budgetnet.spec import ResNetSpec
+from budgetnet.rundir import RunDir
+from budgetnet.runrecord import Checkpoint
 
 CHECKPOINT_KIND = "budgetnet-checkpoint"
 CHECKPOINT_VERSION = 1  # bump when the layout changes; older readers then refuse newer files
-DATA_KEYS = ("classes", "mean", "std")  # what every use of a checkpoint's "data" entry reads
 FOR_INFERENCE = ("spec", "model", "data")  # what eval, predict, export, quantize and card read
+FOR_RESUME = ("arch", "spec", "recipe", "model", "optimizer", "epoch", "rng", "data")  # what resume reads
 
 
 def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
@@ -31,15 +33,31 @@ def save_checkpoint(path: str | Path, state: dict[str, Any]) -> None:
     atomic_write_bytes(path, buffer.getvalue())
 
 
+def rng_state() -> dict[str, Any]:
+    """The global torch RNG states as tensors only, so checkpoints stay weights_only-loadable."""
+    state: dict[str, Any] = {"torch": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    """Put back what `rng_state` saved."""
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
 def resolve_checkpoint(path: str | Path) -> Path:
-    """The checkpoint a user means: the file itself, or a run directory's `checkpoints/last.pt`."""
+    """The checkpoint a user means: the file itself, or a run directory's latest checkpoint."""
     path = Path(path)
-    if path.is_dir():
-        last = path / "checkpoints" / "last.pt"
-        if not last.is_file():
-            raise CheckpointError(f"{path} is a directory but holds no checkpoints/last.pt (is it a run directory?)")
-        return last
-    return path
+    if not path.is_dir():
+        return path
+    run = RunDir(path)
+    if not run.has_checkpoint():
+        raise CheckpointError(f"{path} is a directory but holds no {run.relative(run.checkpoint)} "
+                              f"(is it a run directory?)")
+    return run.checkpoint
 
 
 def _load_failure(e: Exception) -> str:
@@ -55,11 +73,11 @@ def _load_failure(e: Exception) -> str:
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
-                    needs: Sequence[str] = ("spec", "model")) -> dict[str, Any]:
-    """Read a checkpoint (or a run directory's last one) safely: no code runs, foreign files are refused.
+                    needs: Sequence[str] = ("spec", "model")) -> Checkpoint:
+    """Read a checkpoint (or a run directory's latest) safely: no code runs, foreign files are refused.
 
-    `needs` names the entries the caller reads; a tagged checkpoint that lacks one gets a
-    CheckpointError naming it (with "data", its classes, mean and std are checked too).
+    Every entry is checked and typed here, once; `needs` names the entries the caller reads, and a
+    tagged checkpoint that lacks one, or holds a damaged one, gets a CheckpointError naming it.
     """
     path = resolve_checkpoint(path)
     if not path.is_file():
@@ -78,43 +96,22 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
             f"{path} has checkpoint format {version!r}, newer than this budgetnet reads "
             f"({CHECKPOINT_VERSION}); upgrade budgetnet to load it"
         )
-    _require(state, path, needs)
-    return state
+    try:
+        return Checkpoint.from_state(state, needs)
+    except ValueError as e:
+        raise CheckpointError(f"{path} is a damaged budgetnet checkpoint: {e}") from None
 
 
-def _require(state: dict[str, Any], path: Path, needs: Sequence[str]) -> None:
-    missing = [key for key in needs if state.get(key) is None]
-    if missing:
-        raise CheckpointError(f"{path} is a damaged budgetnet checkpoint: it lacks {', '.join(map(repr, missing))}")
-    if "data" not in needs:
-        return
-    data = state["data"]
-    if not isinstance(data, dict) or any(key not in data for key in DATA_KEYS):
-        raise CheckpointError(f"{path} is a damaged budgetnet checkpoint: its 'data' entry lacks "
-                              f"{', '.join(DATA_KEYS)}")
-    classes, mean, std = (data[key] for key in DATA_KEYS)
-    if not (isinstance(classes, list) and classes and all(isinstance(c, str) for c in classes)
-            and _floats(mean) and _floats(std) and len(mean) == len(std)):
-        raise CheckpointError(f"{path} is a damaged budgetnet checkpoint: its 'data' entry needs a list of "
-                              f"class names and per-channel mean and std")
-
-
-def _floats(values: Any) -> bool:
-    return isinstance(values, list) and bool(values) and all(isinstance(v, (int, float)) for v in values)
-
-
-def model_from_checkpoint(state: dict[str, Any]) -> torch.nn.Module:
+def model_from_checkpoint(checkpoint: Checkpoint) -> torch.nn.Module:
     """Rebuild the model a loaded checkpoint describes, in eval mode, with the weights it reports.
 
     A run trained with a weight average (EMA) reports, and so exports, the averaged weights.
     """
     from budgetnet.model import build_model
 
-    spec = ResNetSpec.from_dict(state["spec"])
-    model = build_model(spec)
-    ema = state.get("ema")
+    model = build_model(checkpoint.spec)
     try:
-        model.load_state_dict(ema["module"] if isinstance(ema, dict) else state["model"])
+        model.load_state_dict(checkpoint.weights)
     except (RuntimeError, TypeError, AttributeError, KeyError) as e:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise CheckpointError(f"checkpoint weights do not match its spec: {first}") from None

@@ -1,9 +1,15 @@
-"""What this machine is: the CPU's model name and feature flags, recorded with every run and speed figure."""
+"""What this machine is: the CPU's model name and feature flags, and the versions and hardware recorded with every
+run and speed figure."""
 
 from __future__ import annotations
 
+import os
 import platform
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # imported when a run is described, not when a flag is checked
+    import torch
 
 # CPU flags of native bf16 matrix units (Intel AMX, AVX-512 BF16); without them oneDNN emulates bf16
 # and autocast runs several times slower than fp32 (about 7x measured on AMD Zen 3, AVX2 only)
@@ -41,3 +47,26 @@ def cpu_kind(flags: frozenset[str]) -> str:
     """A short description of the CPU's bf16 support, recorded with every speed figure."""
     native = native_bf16(flags)
     return f"native bf16 ({', '.join(native)})" if native else "no native bf16 (fp32 is the fast path)"
+
+
+def environment(device: torch.device, deterministic: bool = False) -> dict[str, Any]:
+    """Versions and hardware that produced a run (env.json); no hostname or user name."""
+    import numpy
+    import torch
+
+    env: dict[str, Any] = {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "platform": platform.platform(terse=True),
+        "device": str(device),
+        "cpu": cpu_model(),
+        "cpu_kind": cpu_kind(cpu_flags()),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "deterministic": deterministic,
+    }
+    if device.type == "cuda":
+        env["gpu"] = torch.cuda.get_device_name(device)
+        env["cuda"] = torch.version.cuda
+    return env

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Any
 
+from budgetnet.archinfo import breakdown, preset_summaries
 from budgetnet.cli.argtypes import positive_int
-from budgetnet.counts import DEFAULT_BUDGET, count_macs, count_params, layer_counts
-from budgetnet.presets import PRESETS, resolve_spec
-from budgetnet.spec import ResNetSpec
+from budgetnet.counts import DEFAULT_BUDGET
+from budgetnet.presets import resolve_spec
 
 
 def register(verbs: argparse._SubParsersAction) -> None:
@@ -31,24 +30,6 @@ def register(verbs: argparse._SubParsersAction) -> None:
     show.set_defaults(run=run_show)
 
 
-def summary(name: str, spec: ResNetSpec, budget: int) -> dict[str, Any]:
-    """The one-row description of an architecture used by `arch list`."""
-    params = count_params(spec)
-    return {
-        "name": name,
-        "stages": len(spec.stages),
-        "blocks": list(spec.depths),
-        "widths": list(spec.widths),
-        "kernels": [spec.stem_kernel, spec.conv1_kernel, spec.conv2_kernel],
-        "skip_kernel": spec.skip_kernel,
-        "stem": spec.stem,
-        "downsample": [s.downsample for s in spec.stages],
-        "params": params,
-        "macs": count_macs(spec),
-        "within_budget": params <= budget,
-    }
-
-
 def _dash(values: list[int]) -> str:
     return "-".join(str(v) for v in values)
 
@@ -67,7 +48,7 @@ def format_table(header: list[str], rows: list[list[str]]) -> str:
 
 def run_list(args: argparse.Namespace) -> int:
     """Print every preset as a table or JSON."""
-    rows = [summary(name, preset.spec, args.budget) for name, preset in PRESETS.items()]
+    rows = preset_summaries(args.budget)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -90,27 +71,6 @@ def run_list(args: argparse.Namespace) -> int:
     print(format_table(header, table))
     print(f"\nbudget: {args.budget:,} trainable parameters; MACs for one 32x32 image, convs and linear only")
     return 0
-
-
-def breakdown(name: str, spec: ResNetSpec, budget: int) -> dict[str, Any]:
-    """Per-stage and per-layer counts of one architecture, JSON-ready."""
-    layers = layer_counts(spec)
-    groups: dict[str, dict[str, int]] = {}
-    for layer in layers:
-        group = "stem" if layer.name.startswith("stem") else "head" if layer.stage is None else f"stage {layer.stage + 1}"
-        g = groups.setdefault(group, {"params": 0, "macs": 0})
-        g["params"] += layer.params
-        g["macs"] += layer.macs
-    return {
-        **summary(name, spec, budget),
-        "budget": budget,
-        "spec": spec.to_dict(),
-        "groups": [{"name": k, **v} for k, v in groups.items()],
-        "layers": [
-            {"name": l.name, "kind": l.kind, "params": l.params, "macs": l.macs, "out_shape": list(l.out_shape)}
-            for l in layers
-        ],
-    }
 
 
 def run_show(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""argparse value parsers whose errors read as one line: counts, rates, durations and epoch lists."""
+"""argparse value parsers whose errors read as one line: counts, rates, durations, epoch lists and ports."""
 
 from __future__ import annotations
 
@@ -76,3 +76,14 @@ def duration(text: str) -> float:
     if not (0 < seconds < float("inf")):
         raise argparse.ArgumentTypeError(f"expected a duration like 90s, 30m or 2h, got {text!r}")
     return seconds
+
+
+def port_number(text: str) -> int:
+    """A TCP port, 1-65535."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number 1-65535, got {text!r}")
+    return value

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from budgetnet.cli.argtypes import nonneg_int, positive_int
-from budgetnet.cli.data import FORMATS, add_source_arguments
+from budgetnet.cli.sources import FORMATS, add_source_arguments
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 
 def register(verbs: argparse._SubParsersAction) -> None:
@@ -16,19 +15,10 @@ def register(verbs: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Write the card and say which parts are still missing."""
-    from budgetnet.deploy.card import build_card
-    from budgetnet.errors import BudgetnetError
-    from budgetnet.fsutil import atomic_write_text
-    from budgetnet.outputs import check_file_out
+    from budgetnet.deploy.card import write_card
 
-    run_dir = Path(args.run_dir)
-    if not run_dir.is_dir():
-        raise BudgetnetError(f"{run_dir} is not a run directory")
-    out = check_file_out(Path(args.out) if args.out else run_dir / "MODEL_CARD.md")
-    text = build_card(run_dir, out)
-    atomic_write_text(out, text)
+    out, missing = write_card(args.run_dir, args.out)
     print(f"wrote {out}")
-    for line in text.splitlines():
-        if "not measured yet" in line or "Not done yet" in line:
-            print("missing: " + line.lstrip("- "))
+    for line in missing:
+        print("missing: " + line)
     return 0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 
 
 def register(verbs: argparse._SubParsersAction) -> None:
@@ -21,32 +20,13 @@ def register(verbs: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Evaluate, write eval.json and confusion.png beside the checkpoint's run, and print the result."""
-    import numpy as np
+    """Evaluate, write eval.json and confusion.png into the checkpoint's run, and print the result."""
+    from budgetnet.train.report import evaluate_run
 
-    from budgetnet.checkpoint import FOR_INFERENCE, load_checkpoint, resolve_checkpoint
-    from budgetnet.data import load_cifar
-    from budgetnet.fsutil import atomic_write_text
-    from budgetnet.outputs import check_file_out
-    from budgetnet.train.figures import plot_confusion
-    from budgetnet.train.report import evaluate_checkpoint, run_dir_of
-    from budgetnet.train.session import pick_device
-
-    path = resolve_checkpoint(args.checkpoint)
-    out = run_dir_of(path)
-    for name in ("eval.json", "confusion.png"):
-        check_file_out(out / name)
-    state = load_checkpoint(path, needs=FOR_INFERENCE)
-    data_path = args.data or (state["data"].get("source") or {}).get("path")
-    data = load_cifar(data_path, download=args.download)
-    result = evaluate_checkpoint(state, data, pick_device(args.device), args.tta)
-    result["checkpoint"] = str(path)
-    atomic_write_text(out / "eval.json", json.dumps(result, indent=2) + "\n")
-    partial = f" + {result['steps_into_next_epoch']} steps" if result["steps_into_next_epoch"] else ""
-    title = f"{result['arch']}, epoch {result['epoch']}{partial}: {100 * result['accuracy']:.2f}%{' (flip TTA)' if args.tta else ''}"
-    plot_confusion(np.array(result["confusion"]), result["classes"], out / "confusion.png", title)
+    evaluation = evaluate_run(args.checkpoint, args.data, args.device, args.tta, args.download)
+    result, run_dir = evaluation.result, evaluation.run
     if not result["same_data_as_training"]:
-        print(f"note: {data_path} is not the dataset this run was trained with", file=sys.stderr)
+        print(f"note: {evaluation.data_path} is not the dataset this run was trained with", file=sys.stderr)
     if args.json:
         print(json.dumps(result))
         return 0
@@ -54,5 +34,5 @@ def run(args: argparse.Namespace) -> int:
           f"(loss {result['loss']:.4f}, flip TTA {'on' if args.tta else 'off'})")
     for name, acc in result["per_class_accuracy"].items():
         print(f"  {name:12s} {'n/a' if acc is None else f'{100 * acc:6.2f}%'}")
-    print(f"wrote {out / 'eval.json'} and {out / 'confusion.png'}")
+    print(f"wrote {run_dir.eval_path} and {run_dir.confusion_path}")
     return 0

@@ -85,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
     """Start or resume a run; 130 after Ctrl-C (checkpoint saved), 1 if the loss diverged."""
     import torch
 
+    from budgetnet.rundir import RunDir
     from budgetnet.train.distributed import from_environment, shutdown
     from budgetnet.train.loop import Interrupted, StopRequest, TrainingDiverged
     from budgetnet.train.session import RunOptions, describe, new_run, resume_run
@@ -115,14 +116,15 @@ def run(args: argparse.Namespace) -> int:
         if not dist.is_main:
             return INTERRUPTED
         where = f"epoch {e.epoch + 1}" + (f", step {e.progress.step}" if e.progress else " (start)")
-        print(f"budgetnet: interrupted in {where}; checkpoint saved to {run_dir}/checkpoints/last.pt\n"
+        print(f"budgetnet: interrupted in {where}; checkpoint saved to {RunDir(run_dir).checkpoint}\n"
               f"resume with: budgetnet train --resume {run_dir}", file=sys.stderr)
         return INTERRUPTED
     except TrainingDiverged as e:
         if not dist.is_main:
             return DIVERGED
-        kept = f"the last good checkpoint ({run_dir}/checkpoints/last.pt) is kept" if (
-            run_dir / "checkpoints" / "last.pt").is_file() else "no epoch finished, so no checkpoint was saved"
+        run = RunDir(run_dir)
+        kept = (f"the last good checkpoint ({run.checkpoint}) is kept" if run.has_checkpoint()
+                else "no epoch finished, so no checkpoint was saved")
         print(f"budgetnet: error: {e}; {kept}. Try a lower --lr.", file=sys.stderr)
         return DIVERGED
     finally:

@@ -7,8 +7,8 @@ that was not written down by the step that measured it.
 
 from __future__ import annotations
 
-import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,28 +16,21 @@ from budgetnet.counts import DEFAULT_BUDGET, count_macs, count_params
 from budgetnet.deploy.rundata import describe_source
 from budgetnet.errors import BudgetnetError
 from budgetnet.presets import PRESETS
+from budgetnet.rundir import RunDir, read_record
 from budgetnet.spec import ResNetSpec
 
-EXPORTS = (("checkpoints/last.pt", "PyTorch checkpoint (fp32)"), ("export/model.onnx", "ONNX fp32"),
-           ("export/model.int8.onnx", "ONNX int8 (QDQ)"))
+MISSING_MARKS = ("not measured yet", "Not done yet")  # how a card line says a step has not run
 
 
-def optional_json(path: Path) -> Any:
-    """The parsed JSON file at `path`, None if it is absent; a one-line error if it is damaged."""
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        return None
-    except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise BudgetnetError(f"{path} is unreadable ({e}); was the run directory damaged?") from None
+def _exports(run: RunDir) -> tuple[tuple[Path, str], ...]:
+    return ((run.checkpoint, "PyTorch checkpoint (fp32)"), (run.onnx_path, "ONNX fp32"),
+            (run.int8_path, "ONNX int8 (QDQ)"))
 
 
-def _metrics(run_dir: Path) -> list[dict[str, Any]]:
-    from budgetnet.train.rundir import read_metrics
-
-    metrics = read_metrics(run_dir)
+def _metrics(run: RunDir) -> list[dict[str, Any]]:
+    metrics = run.read_metrics()
     if not metrics:
-        raise BudgetnetError(f"{run_dir / 'metrics.jsonl'} is empty: the run has not finished an epoch yet")
+        raise BudgetnetError(f"{run.metrics_path} is empty: the run has not finished an epoch yet")
     return metrics
 
 
@@ -48,7 +41,7 @@ def percent(fraction: float | None) -> str:
 
 def train_command(run_dir: Path, arch: str, recipe: dict[str, Any], data_path: str) -> str:
     """The `budgetnet train` line that reproduces this run's recipe field by field."""
-    arch_arg = arch if arch in PRESETS else str(run_dir / "spec.json")
+    arch_arg = arch if arch in PRESETS else str(RunDir(run_dir).spec_path)
     parts = ["budgetnet train", f"--arch {arch_arg}", f"--data {data_path}", f"--recipe {recipe.get('name', 'paper')}"]
     for key, value in recipe.items():
         if key == "name" or value is None:
@@ -75,24 +68,24 @@ def _spec_section(arch: str, spec: ResNetSpec) -> list[str]:
     return lines + ["", "Spec JSON (`spec.json`):", "", "```json", spec.to_json(), "```", ""]
 
 
-def _files_section(run_dir: Path, checkpoint_sha: str) -> list[str]:
+def _files_section(run: RunDir, checkpoint_sha: str) -> list[str]:
     from budgetnet.deploy.onnx_export import file_sha256, open_onnx
 
     lines = ["## Files", "", "| file | what | bytes | sha256 |", "|---|---|---|---|"]
     notes = []
-    for rel, what in EXPORTS:
-        path = run_dir / rel
+    for path, what in _exports(run):
+        rel = run.relative(path)
         if not path.is_file():
             notes.append(f"- `{rel}` is absent.")
             continue
-        sha = checkpoint_sha if rel.endswith(".pt") else file_sha256(path)
+        sha = checkpoint_sha if path == run.checkpoint else file_sha256(path)
         lines.append(f"| `{rel}` | {what} | {path.stat().st_size:,} | `{sha}` |")
-        if rel.endswith(".onnx") and open_onnx(path)[1].get("checkpoint_sha256") != checkpoint_sha:
+        if path != run.checkpoint and open_onnx(path)[1].get("checkpoint_sha256") != checkpoint_sha:
             notes.append(f"- `{rel}` was exported from an older checkpoint: re-run export/quantize.")
     return lines + [""] + notes + ([""] if notes else [])
 
 
-def _results_section(run_dir: Path, out_dir: Path, metrics: list[dict[str, Any]], evaluation: Any) -> list[str]:
+def _results_section(run: RunDir, out_dir: Path, metrics: list[dict[str, Any]], evaluation: Any) -> list[str]:
     last = metrics[-1]
     lines = ["## Results", "", f"- Final-epoch test accuracy (epoch {last['epoch']}, the last checkpoint; no epoch "
              f"chosen on the test set): **{percent(last['test_acc'])}**"]
@@ -100,16 +93,15 @@ def _results_section(run_dir: Path, out_dir: Path, metrics: list[dict[str, Any]]
         lines.append(f"- Final-epoch validation accuracy: {percent(last['val_acc'])}")
     if evaluation is None:
         return lines + ["- Per-class accuracy and confusion matrix: not measured yet. Run "
-                        f"`budgetnet eval {run_dir}`, then `budgetnet card {run_dir}` again.", ""]
+                        f"`budgetnet eval {run.path}`, then `budgetnet card {run.path}` again.", ""]
     lines += [f"- `budgetnet eval` (epoch {evaluation.get('epoch')}, {evaluation.get('images')} test images, "
               f"TTA {'on' if evaluation.get('tta') else 'off'}): {percent(evaluation.get('accuracy'))}"]
     if evaluation.get("epoch") != last["epoch"]:
         lines.append(f"- Note: eval.json is from epoch {evaluation.get('epoch')}, not the last one: re-run eval.")
     lines += ["", "| class | test accuracy |", "|---|---|"]
     lines += [f"| {name} | {percent(acc)} |" for name, acc in evaluation.get("per_class_accuracy", {}).items()]
-    confusion = run_dir / "confusion.png"
-    if confusion.is_file():
-        lines += ["", f"![confusion matrix]({os.path.relpath(confusion, out_dir)})"]
+    if run.confusion_path.is_file():
+        lines += ["", f"![confusion matrix]({os.path.relpath(run.confusion_path, out_dir)})"]
     return lines + [""]
 
 
@@ -141,38 +133,37 @@ def _quantize_section(run_dir: Path, report: Any) -> list[str]:
 
 def build_card(run_dir: str | Path, out: str | Path) -> str:
     """The markdown card of `run_dir`, with links relative to where it will be written (`out`)."""
-    from budgetnet.checkpoint import FOR_INFERENCE, load_checkpoint, resolve_checkpoint
+    from budgetnet.checkpoint import FOR_INFERENCE, load_checkpoint
     from budgetnet.deploy.onnx_export import file_sha256
 
     run_dir = Path(run_dir)
-    checkpoint = resolve_checkpoint(run_dir)
-    state = load_checkpoint(checkpoint, needs=FOR_INFERENCE)
-    spec = ResNetSpec.from_dict(state["spec"])
-    arch = str(state.get("arch", "custom"))
-    data = optional_json(run_dir / "data.json") or state["data"]
-    recipe = optional_json(run_dir / "recipe.json") or state.get("recipe", {})
-    env = optional_json(run_dir / "env.json") or {}
-    source = data.get("source", {})
-    report = optional_json(run_dir / "export" / "quantize.json")
+    run = RunDir(run_dir)
+    checkpoint = load_checkpoint(run_dir, needs=FOR_INFERENCE)
+    spec, data = checkpoint.spec, checkpoint.data
+    arch = checkpoint.arch or "custom"
+    recipe = checkpoint.recipe.to_dict() if checkpoint.recipe else {}
+    env = read_record(run.env_path) or {}
+    source = data.source
+    report = run.read_quantize()
     lines = [f"# Model card: {arch}", "", f"Built by `budgetnet card` from the run directory `{run_dir}`; every number "
              "below was measured by the step that wrote the file it comes from.", ""]
     lines += _spec_section(arch, spec)
     lines += ["## Training recipe", "", "| field | value |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in recipe.items()]
-    lines += ["", f"Trained for {state.get('epoch')} epochs on {env.get('device', '?')} "
+    lines += ["", f"Trained for {checkpoint.epoch} epochs on {env.get('device', '?')} "
               f"({env.get('gpu') or env.get('cpu', '?')}), torch {env.get('torch', '?')}.", "", "## Data", "",
               f"- Source: {describe_source(source)}; fingerprint `{source.get('fingerprint', '?')}`; "
               f"checksums {source.get('checksums', '?')}"]
     if source.get("lossy"):
         lines.append("- **Trained on the lossy JPEG copy of CIFAR-10, not the official lossless images.**")
-    lines += [f"- Augmentation: {data.get('augment')}; subset: {data.get('subset') or 'all'}; "
-              f"validation split: {data.get('val_split') or 0} images", f"- Classes: {', '.join(data['classes'])}",
-              f"- Input normalisation (pixels/255 - mean) / std, mean {_floats(data['mean'])}, "
-              f"std {_floats(data['std'])}",
+    lines += [f"- Augmentation: {data.augment}; subset: {data.subset or 'all'}; "
+              f"validation split: {data.val_split or 0} images", f"- Classes: {', '.join(data.classes)}",
+              f"- Input normalisation (pixels/255 - mean) / std, mean {_floats(data.mean)}, "
+              f"std {_floats(data.std)}",
               ""]
-    lines += _results_section(run_dir, Path(out).parent, _metrics(run_dir), optional_json(run_dir / "eval.json"))
+    lines += _results_section(run, Path(out).parent, _metrics(run), run.read_eval())
     lines += _quantize_section(run_dir, report)
-    lines += _files_section(run_dir, file_sha256(checkpoint))
+    lines += _files_section(run, file_sha256(run.checkpoint))
     calib = report["calibration"]["images"] if report else 1000
     quant_data = (report or {}).get("data_source", source).get("path", "PATH")
     lines += ["## Reproduce", "", "```sh", train_command(run_dir, arch, recipe, source.get("path", "PATH")),
@@ -182,5 +173,20 @@ def build_card(run_dir: str | Path, out: str | Path) -> str:
     return "\n".join(lines)
 
 
-def _floats(values: list[float]) -> str:
+def write_card(run_dir: str | Path, out: str | Path | None = None) -> tuple[Path, list[str]]:
+    """Write the card of `run_dir` to `out` (default: the run's MODEL_CARD.md); returns where, and the
+    card's lines that say which steps have not run yet."""
+    from budgetnet.fsutil import atomic_write_text
+    from budgetnet.outputs import check_file_out
+
+    run = RunDir(Path(run_dir))
+    if not run.path.is_dir():
+        raise BudgetnetError(f"{run.path} is not a run directory")
+    out = check_file_out(out if out is not None else run.card_path)
+    text = build_card(run.path, out)
+    atomic_write_text(out, text)
+    return out, [line.lstrip("- ") for line in text.splitlines() if any(mark in line for mark in MISSING_MARKS)]
+
+
+def _floats(values: Sequence[float]) -> str:
     return "[" + ", ".join(f"{v:.4f}" for v in values) + "]"

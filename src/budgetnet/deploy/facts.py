@@ -11,22 +11,20 @@ from pathlib import Path
 from typing import Any
 
 from budgetnet.counts import count_macs, count_params
-from budgetnet.deploy.card import optional_json, percent
+from budgetnet.deploy.card import percent
 from budgetnet.deploy.predict import Classifier
 from budgetnet.deploy.rundata import describe_source
+from budgetnet.rundir import RunDir
 from budgetnet.spec import ResNetSpec
 
 RECIPE_FIELDS = ("epochs", "batch_size", "lr", "augment", "precision")  # the recipe fields the panel shows
 
 
-def run_dir_of(model_path: str | Path) -> Path | None:
+def run_dir_of(model_path: str | Path) -> RunDir | None:
     """The run directory of a model: the path itself, or RUN for RUN/checkpoints/*.pt and RUN/export/*.onnx."""
     path = Path(model_path)
-    if path.is_dir():
-        candidates = [path]
-    else:
-        candidates = [path.parent.parent] if path.parent.name in ("checkpoints", "export") else []
-    return next((c for c in candidates if (c / "metrics.jsonl").is_file()), None)
+    run = RunDir(path) if path.is_dir() else RunDir.holding(path)
+    return run if run is not None and run.metrics_path.is_file() else None
 
 
 def _epoch(about: dict[str, Any]) -> int | None:
@@ -41,26 +39,24 @@ def _recipe(recipe: dict[str, Any]) -> str:
     return f"`{recipe.get('name', '?')}`" + (f" ({shown})" if shown else "")
 
 
-def _accuracy(run_dir: Path | None, epoch: int | None) -> list[tuple[str, str]]:
-    if run_dir is None:
+def _accuracy(run: RunDir | None, epoch: int | None) -> list[tuple[str, str]]:
+    if run is None:
         return [("Test accuracy", "not recorded beside this file (serve its run directory to see it)")]
-    from budgetnet.train.rundir import read_metrics
-
-    entry = next((m for m in read_metrics(run_dir) if m["epoch"] == epoch), None)
+    entry = next((m for m in run.read_metrics() if m["epoch"] == epoch), None)
     if entry is None:
-        return [("Test accuracy", f"no epoch {epoch} in {run_dir / 'metrics.jsonl'}")]
+        return [("Test accuracy", f"no epoch {epoch} in {run.metrics_path}")]
     single = entry.get("test_acc_single_view")
     text = percent(entry["test_acc"]) + (f" with flip TTA, {percent(single)} single view" if single is not None else "")
     rows = [("Test accuracy", f"{text} (epoch {epoch}, recorded by training)")]
-    evaluation = optional_json(run_dir / "eval.json")
+    evaluation = run.read_eval()
     if evaluation and evaluation.get("epoch") == epoch:
         rows.append(("`budgetnet eval`", f"{percent(evaluation.get('accuracy'))} on {evaluation.get('images')} test "
                                          f"images, TTA {'on' if evaluation.get('tta') else 'off'}"))
     return rows
 
 
-def _int8(run_dir: Path | None, about: dict[str, Any], checkpoint_sha: str | None) -> list[tuple[str, str]]:
-    report = optional_json(run_dir / "export" / "quantize.json") if run_dir else None
+def _int8(run: RunDir | None, about: dict[str, Any], checkpoint_sha: str | None) -> list[tuple[str, str]]:
+    report = run.read_quantize() if run else None
     if report and checkpoint_sha and report.get("checkpoint_sha256") == checkpoint_sha:
         f, q = report["fp32"], report["int8"]
         return [("Int8 (measured by `budgetnet quantize`)",
@@ -78,7 +74,7 @@ def model_facts(model: Classifier, model_path: str | Path) -> list[tuple[str, st
     spec = ResNetSpec.from_dict(about["spec"])
     file = Path(about["file"])
     kind = "PyTorch checkpoint, fp32" if model.backend == "pytorch" else f"ONNX {about.get('precision', '?')}"
-    run_dir, epoch = run_dir_of(model_path), _epoch(about)
+    run, epoch = run_dir_of(model_path), _epoch(about)
     if model.backend == "pytorch":
         from budgetnet.deploy.onnx_export import file_sha256
 
@@ -91,7 +87,7 @@ def model_facts(model: Classifier, model_path: str | Path) -> list[tuple[str, st
             ("Parameters", f"{count_params(spec):,}"), ("MACs per 32x32 image", f"{count_macs(spec):,}"),
             ("Recipe", f"{_recipe(about.get('recipe') or {})}; saved at epoch {epoch}"),
             ("Data", describe_source(about.get("data_source") or {}))]
-    return rows + _accuracy(run_dir, epoch) + _int8(run_dir, about, checkpoint_sha)
+    return rows + _accuracy(run, epoch) + _int8(run, about, checkpoint_sha)
 
 
 def facts_markdown(rows: list[tuple[str, str]]) -> str:

@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from budgetnet.errors import CheckpointError
+from budgetnet.runrecord import Checkpoint
 
 ONNX_KIND = "budgetnet-onnx"
 ONNX_FORMAT = 1  # bump when the metadata or input/output layout changes; older readers then refuse
@@ -18,29 +19,29 @@ OUTPUT_NAME = "logits"
 PREFIX = "budgetnet."
 
 
-def export_metadata(state: dict[str, Any], precision: str, checkpoint_sha256: str) -> dict[str, str]:
-    """The metadata_props for an export of the checkpoint `state` at `precision` ("fp32" or "int8")."""
+def export_metadata(checkpoint: Checkpoint, precision: str, checkpoint_sha256: str) -> dict[str, str]:
+    """The metadata_props for an export of a loaded checkpoint at `precision` ("fp32" or "int8")."""
     from budgetnet import __version__
 
-    data = state.get("data") or {}
-    if "classes" not in data or "mean" not in data or "std" not in data:
+    data = checkpoint.data
+    if data is None:
         raise CheckpointError("the checkpoint's 'data' entry lacks classes, mean or std; cannot export it")
     fields = {
         "kind": ONNX_KIND,
         "format": str(ONNX_FORMAT),
         "version": __version__,
         "precision": precision,
-        "arch": str(state.get("arch", "custom")),
-        "classes": json.dumps(list(data["classes"])),
-        "mean": json.dumps([float(v) for v in data["mean"]]),
-        "std": json.dumps([float(v) for v in data["std"]]),
-        "spec": json.dumps(state["spec"], sort_keys=True),
-        "recipe": json.dumps(state.get("recipe", {}), sort_keys=True),
-        "data_source": json.dumps(data.get("source", {}), sort_keys=True),
-        "epoch": str(state.get("epoch", "")),
+        "arch": checkpoint.arch or "custom",
+        "classes": json.dumps(list(data.classes)),
+        "mean": json.dumps(list(data.mean)),
+        "std": json.dumps(list(data.std)),
+        "spec": json.dumps(checkpoint.spec.to_dict(), sort_keys=True),
+        "recipe": json.dumps(checkpoint.recipe.to_dict() if checkpoint.recipe else {}, sort_keys=True),
+        "data_source": json.dumps(data.source, sort_keys=True),
+        "epoch": "" if checkpoint.epoch is None else str(checkpoint.epoch),
         "checkpoint_sha256": checkpoint_sha256,
         "input": f"{INPUT_NAME}: float32 (N, 3, 32, 32), (pixels / 255 - mean) / std, RGB",
-        "output": f"{OUTPUT_NAME}: float32 (N, {len(data['classes'])}), unnormalised class scores",
+        "output": f"{OUTPUT_NAME}: float32 (N, {len(data.classes)}), unnormalised class scores",
     }
     return {PREFIX + k: v for k, v in fields.items()}
 

@@ -21,6 +21,7 @@ import numpy as np
 from budgetnet.deploy.metadata import INPUT_NAME, OUTPUT_NAME, export_metadata, read_export_metadata
 from budgetnet.errors import CheckpointError
 from budgetnet.fsutil import atomic_path
+from budgetnet.runrecord import Checkpoint
 
 OPSET = 20
 # allowed |onnxruntime - pytorch| logit, as a fraction of the logit scale: float32 kernels differ with the CPU
@@ -87,15 +88,15 @@ def _quiet_exporter() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def export_onnx(state: dict[str, Any], out: str | Path, checkpoint_sha256: str) -> Path:
-    """Export the checkpoint `state`'s model to `out` (fp32, dynamic batch, budgetnet metadata)."""
+def export_onnx(checkpoint: Checkpoint, out: str | Path, checkpoint_sha256: str) -> Path:
+    """Export a loaded checkpoint's model to `out` (fp32, dynamic batch, budgetnet metadata)."""
     import onnx
     import torch
 
     from budgetnet.checkpoint import model_from_checkpoint
 
-    model = model_from_checkpoint(state)
-    metadata = export_metadata(state, "fp32", checkpoint_sha256)
+    model = model_from_checkpoint(checkpoint)
+    metadata = export_metadata(checkpoint, "fp32", checkpoint_sha256)
     example = torch.zeros(2, 3, 32, 32)
     with _quiet_exporter(), torch.no_grad():
         program = torch.onnx.export(
@@ -173,15 +174,52 @@ def onnx_logits(session: Any, inputs: np.ndarray) -> np.ndarray:
     return session.run(None, {session.get_inputs()[0].name: np.ascontiguousarray(inputs, dtype=np.float32)})[0]
 
 
-def check_logits(state: dict[str, Any], session: Any, images: np.ndarray) -> LogitCheck:
+def check_logits(checkpoint: Checkpoint, session: Any, images: np.ndarray) -> LogitCheck:
     """PyTorch against onnxruntime on uint8 (N, 3, 32, 32) `images`, normalised as in training."""
     import torch
 
     from budgetnet.checkpoint import model_from_checkpoint
     from budgetnet.data.normalize import normalize
 
-    model = model_from_checkpoint(state)
-    inputs = normalize(torch.from_numpy(np.ascontiguousarray(images)), state["data"]["mean"], state["data"]["std"])
+    model = model_from_checkpoint(checkpoint)
+    inputs = normalize(torch.from_numpy(np.ascontiguousarray(images)), checkpoint.data.mean, checkpoint.data.std)
     with torch.no_grad():
         expected = model(inputs).numpy()
     return compare_logits(expected, onnx_logits(session, inputs.numpy()))
+
+
+@dataclass(frozen=True)
+class CheckedExport:
+    """An export written by `export_checked` and how it compared with PyTorch."""
+
+    path: Path
+    check: LogitCheck
+    images: str  # which images the check ran on
+
+
+def export_checked(target: str | Path, out: str | Path | None = None, data: str | None = None) -> CheckedExport:
+    """Export a run's (or a checkpoint file's) model to `out` (default: the run's export/model.onnx), then
+    compare onnxruntime with PyTorch on real test images of `data` (default: the run's recorded dataset)."""
+    from budgetnet.checkpoint import FOR_INFERENCE, load_checkpoint, resolve_checkpoint
+    from budgetnet.deploy.rundata import reference_images
+    from budgetnet.outputs import check_file_out
+    from budgetnet.rundir import RunDir
+
+    out = check_file_out(out if out is not None else RunDir.of(target).onnx_path)
+    path = resolve_checkpoint(target)
+    checkpoint = load_checkpoint(path, needs=FOR_INFERENCE)
+    export_onnx(checkpoint, out, file_sha256(path))
+    reference = reference_images(checkpoint, data)
+    return CheckedExport(out, check_logits(checkpoint, open_onnx(out)[0], reference.images), reference.description)
+
+
+def fresh_export(checkpoint: Checkpoint, out: Path, checkpoint_sha256: str, images: np.ndarray) -> LogitCheck | None:
+    """Export to `out` unless it already holds an export of this exact checkpoint; the check on uint8
+    `images` of a new export, None when the one there was kept."""
+    try:
+        if open_onnx(out)[1].get("checkpoint_sha256") == checkpoint_sha256:
+            return None
+    except CheckpointError:
+        pass  # missing or unreadable: export it below
+    export_onnx(checkpoint, out, checkpoint_sha256)
+    return check_logits(checkpoint, open_onnx(out)[0], images)

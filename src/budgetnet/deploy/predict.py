@@ -52,18 +52,18 @@ def _torch_classifier(path: Path) -> Classifier:
     from budgetnet.checkpoint import FOR_INFERENCE, load_checkpoint, model_from_checkpoint, resolve_checkpoint
     from budgetnet.data.normalize import normalize
 
-    state = load_checkpoint(path, needs=FOR_INFERENCE)
-    model = model_from_checkpoint(state)
-    data = state["data"]
-    mean, std = tuple(data["mean"]), tuple(data["std"])
+    checkpoint = load_checkpoint(path, needs=FOR_INFERENCE)
+    model = model_from_checkpoint(checkpoint)
+    data = checkpoint.data
 
     def logits(images: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            return model(normalize(torch.from_numpy(images), mean, std)).numpy()
+            return model(normalize(torch.from_numpy(images), data.mean, data.std)).numpy()
 
-    about = {key: state.get(key) for key in ("arch", "spec", "recipe", "epoch")}
-    about.update(precision="fp32", data_source=data.get("source") or {}, file=str(resolve_checkpoint(path)))
-    return Classifier(tuple(data["classes"]), mean, std, "pytorch", logits, about)
+    about = {"arch": checkpoint.arch, "spec": checkpoint.spec.to_dict(),
+             "recipe": checkpoint.recipe.to_dict() if checkpoint.recipe else None, "epoch": checkpoint.epoch,
+             "precision": "fp32", "data_source": data.source, "file": str(resolve_checkpoint(path))}
+    return Classifier(data.classes, data.mean, data.std, "pytorch", logits, about)
 
 
 def _onnx_classifier(path: Path) -> Classifier:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +20,14 @@ import numpy as np
 from onnxruntime.quantization import CalibrationDataReader
 
 from budgetnet.deploy.metadata import PREFIX
+from budgetnet.deploy.onnx_export import LogitCheck
 from budgetnet.fsutil import atomic_path
+from budgetnet.runrecord import Checkpoint
 
 CALIB_SEED = 0  # which training images calibrate; fixed so a quantization can be repeated exactly
 CALIB_BATCH = 32  # images per calibration forward pass
+CHECK_IMAGES = 256  # test images a re-export is checked against PyTorch on
+TARGETS = {"size_ratio_min": 3.5, "accuracy_drop_max_points": 0.5}  # what an int8 export should reach
 
 
 class ImageReader(CalibrationDataReader):
@@ -125,3 +130,69 @@ def compare_models(
     result["top1_agreement"] = float((preds["fp32"] == preds["int8"]).mean())
     result["test_images"] = len(test_images)
     return result
+
+
+@dataclass(frozen=True)
+class Quantized:
+    """What `quantize_run` wrote and measured."""
+
+    report: dict[str, Any]  # quantize.json's content
+    report_path: Path
+    fp32_path: Path
+    export_check: LogitCheck | None  # how a re-export of the fp32 model compared; None when the one there was kept
+    source: str  # the dataset, described for people
+
+
+def quantize_run(target: str | Path, data: str | None = None, calib: int = 1000, out: str | Path | None = None,
+                 seconds: float = 2.0, threads: int = 1) -> Quantized:
+    """Quantize a run's fp32 export (re-exported first unless it comes from this checkpoint) to int8 at `out`
+    (default: the run's export/model.int8.onnx), calibrated on `calib` training images of `data` (default:
+    the run's recorded dataset); measures both files now and writes quantize.json beside the int8 model."""
+    from budgetnet.checkpoint import FOR_INFERENCE, load_checkpoint, resolve_checkpoint
+    from budgetnet.deploy.onnx_export import file_sha256, fresh_export
+    from budgetnet.deploy.rundata import describe_source, require_dataset, run_data_path
+    from budgetnet.outputs import check_file_out
+    from budgetnet.rundir import QUANTIZE_RECORD, RunDir, write_record
+
+    run = RunDir.of(target)
+    int8_path = Path(out) if out is not None else run.int8_path
+    report_path = int8_path.parent / QUANTIZE_RECORD
+    for path in (int8_path, report_path, run.onnx_path):
+        check_file_out(path)
+    checkpoint_file = resolve_checkpoint(target)
+    checkpoint = load_checkpoint(checkpoint_file, needs=FOR_INFERENCE)
+    sha256 = file_sha256(checkpoint_file)
+    dataset = require_dataset(run_data_path(checkpoint.data.source, data))
+    check = fresh_export(checkpoint, run.onnx_path, sha256, dataset.test_images[:CHECK_IMAGES])
+    sample = calibration_sample(dataset.train_images, calib)
+    quantize_onnx(run.onnx_path, int8_path, sample, checkpoint.data.mean, checkpoint.data.std)
+    report = compare_models(run.onnx_path, int8_path, dataset.test_images, dataset.test_labels, seconds, threads)
+    report.update(_context(checkpoint, dataset.source, sha256, len(sample), threads))
+    report["targets_met"] = {
+        "size": report["size_ratio"] >= TARGETS["size_ratio_min"],
+        "accuracy": report["accuracy_drop_points"] <= TARGETS["accuracy_drop_max_points"],
+        "speed": all(v > 1.0 for v in report["speedup"].values()),
+    }
+    write_record(report_path, report)
+    return Quantized(report, report_path, run.onnx_path, check, describe_source(dataset.source))
+
+
+def _context(checkpoint: Checkpoint, source: dict[str, Any], sha256: str, calib: int, threads: int) -> dict[str, Any]:
+    """quantize.json's record of what was measured, how and where."""
+    import onnxruntime
+    import torch
+
+    from budgetnet import __version__
+    from budgetnet.hardware import cpu_model
+
+    return {
+        "format": 1,
+        "checkpoint_sha256": sha256,
+        "epoch": checkpoint.epoch,
+        "calibration": {"images": calib, "split": "train", "seed": CALIB_SEED, "method": "MinMax"},
+        "data_source": source,
+        "same_data_as_training": checkpoint.data.fingerprint == source.get("fingerprint"),
+        "targets": TARGETS,
+        "env": {"cpu": cpu_model(), "threads": threads or "all cores", "onnxruntime": onnxruntime.__version__,
+                "torch": torch.__version__, "budgetnet": __version__},
+    }

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from budgetnet.errors import BudgetnetError, DataError
+from budgetnet.runrecord import Checkpoint
 
 
 @dataclass(frozen=True)
@@ -20,11 +21,9 @@ class Reference:
     real: bool  # False when no data was reachable and the images are random noise
 
 
-def run_data_path(state: dict[str, Any], data: str | Path | None) -> str | None:
-    """The dataset to use: the one given, else the path the run recorded in its data.json."""
-    if data is not None:
-        return str(data)
-    return ((state.get("data") or {}).get("source") or {}).get("path")
+def run_data_path(recorded: dict[str, Any], data: str | Path | None) -> str | None:
+    """The dataset to use: the one given, else the `recorded` source's path (a run's or an export's)."""
+    return str(data) if data is not None else recorded.get("path")
 
 
 def load_dataset(path: str | Path) -> Any:
@@ -40,9 +39,9 @@ def describe_source(source: dict[str, Any]) -> str:
     return f"{source.get('path', '?')} ({source.get('format', '?')}, {kind})"
 
 
-def reference_images(state: dict[str, Any], data: str | Path | None, count: int = 256) -> Reference:
+def reference_images(checkpoint: Checkpoint, data: str | Path | None, count: int = 256) -> Reference:
     """The first `count` test images of the run's data; seeded random images, labelled so, if none is reachable."""
-    path = run_data_path(state, data)
+    path = run_data_path(checkpoint.data.source, data)
     reason = "the run records no data path and none was given"
     if path is not None:
         try:

@@ -8,7 +8,9 @@ key facts. The endpoint `/predict` takes one image; its first output is the top-
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +25,7 @@ from budgetnet.deploy.facts import facts_markdown, model_facts  # noqa: E402
 from budgetnet.deploy.predict import Classifier, top_classes  # noqa: E402
 from budgetnet.errors import BudgetnetError, DataError  # noqa: E402
 
+LOOPBACK_NAMES = ("localhost", "ip6-localhost")
 TOP_K = 5  # classes shown per image
 EXAMPLES = 6  # CIFAR-10 test images offered as examples, one per class
 # system fonts only: the default theme's web fonts would be fetched from the internet by every visitor
@@ -107,3 +110,42 @@ def launch(app: gr.Blocks, host: str, port: int, examples_dir: Path) -> str:
     _, url, _ = app.queue().launch(server_name=host, server_port=port, prevent_thread_lock=True, quiet=True,
                                    theme=THEME, css=CSS, allowed_paths=[str(examples_dir)], footer_links=["api"])
     return url
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` names this machine only (127.0.0.0/8, ::1, localhost)."""
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Fail in one line before loading anything if `host:port` cannot be listened on."""
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server itself will
+            probe.bind((host, port))
+    except OSError as e:
+        reason = e.strerror or str(e)
+        raise BudgetnetError(f"cannot listen on {host}:{port} ({reason}); pick another --port or --host") from None
+
+
+def serve_model(model_path: str | Path, host: str, port: int, data: str | None,
+                folder: Path) -> tuple[gr.Blocks, str, str]:
+    """Load a run directory, checkpoint or ONNX export and start its page in the background, with example
+    test images of `data` (default: the model's recorded dataset) written into `folder`.
+
+    Returns the app (close it to stop), its local URL and a note on the examples.
+    """
+    from budgetnet.deploy.predict import load_classifier
+    from budgetnet.deploy.rundata import run_data_path
+
+    check_port_free(host, port)
+    model = load_classifier(model_path)
+    examples, note = example_images(run_data_path(model.about.get("data_source") or {}, data), folder)
+    app = build_app(model, model_path, examples)
+    return app, launch(app, host, port, folder), note

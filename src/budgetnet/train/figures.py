@@ -8,7 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from budgetnet.errors import BudgetnetError
 from budgetnet.fsutil import atomic_path
+from budgetnet.rundir import RunDir
 
 
 def pyplot():  # noqa: ANN202
@@ -91,3 +93,28 @@ def plot_accuracy_vs_params(rows: Sequence[dict[str, Any]], out: str | Path, tit
     ax.grid(alpha=0.3)
     ax.legend()
     save_figure(fig, out)
+
+
+def run_labels(paths: Sequence[Path]) -> list[str]:
+    """Short labels: the directory names (ARCH/seed-K for reproduce runs), or full paths when names repeat."""
+    names = [f"{p.resolve().parent.name}/{p.resolve().name}" if p.resolve().name.startswith("seed-")
+             else p.resolve().name for p in paths]
+    return names if len(set(names)) == len(names) else [str(p) for p in paths]
+
+
+def plot_runs(run_dirs: Sequence[str | Path], out: str | Path | None = None) -> Path:
+    """Draw the curves of one or more runs from their metrics.jsonl into `out` (any format matplotlib writes
+    from the suffix); by default one run's own curves.png, or curves.png here for several."""
+    from budgetnet.outputs import check_image_out
+
+    runs = [RunDir(Path(r)) for r in run_dirs]
+    # several runs overlaid belong to none of them: their figure goes into the current folder
+    out = check_image_out(out if out is not None else (runs[0] if len(runs) == 1 else RunDir(Path())).curves_path)
+    curves = []
+    for label, run in zip(run_labels([r.path for r in runs]), runs):
+        metrics = run.read_metrics()
+        if not metrics:
+            raise BudgetnetError(f"{run.path}: metrics.jsonl has no finished epoch yet")
+        curves.append((label, metrics))
+    plot_curves(curves, out)
+    return out

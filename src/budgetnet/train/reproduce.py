@@ -14,8 +14,8 @@ from budgetnet.counts import count_macs, count_params
 from budgetnet.errors import BudgetnetError
 from budgetnet.fsutil import atomic_write_text
 from budgetnet.presets import get_preset
+from budgetnet.rundir import RunDir
 from budgetnet.train.recipe import PAPER_EPOCHS, Recipe, get_recipe, scale_milestones
-from budgetnet.train.rundir import RunDir, read_json
 
 
 def named_recipe(name: str, epochs: int | None = None, subset: int | None = None, **changes: Any) -> Recipe:
@@ -48,8 +48,7 @@ class PlannedRun:
         if not run.has_checkpoint():
             run.check_new()  # refuses a folder of someone else's files now, not after the runs before it
             return "new"
-        recorded = Recipe.from_dict(read_json(self.path, "recipe.json"))
-        if recorded != self.recipe:
+        if run.read_recipe() != self.recipe:
             raise BudgetnetError(f"{self.path} was trained with a different recipe; pick another --out "
                                  f"or delete it")
         done = run.read_metrics()
@@ -135,10 +134,9 @@ def write_results(out: Path, runs: Sequence[PlannedRun], recipe: Recipe, command
     from budgetnet.train.figures import plot_accuracy_vs_params
 
     rows = summarise(runs)
-    first = runs[0].path
-    samples = read_json(first, "data.json").get("train_rows", 0)
-    note = scale_note(recipe, samples)
-    env = read_json(first, "env.json")
+    first = RunDir(runs[0].path)
+    note = scale_note(recipe, first.read_data().train_rows or 0)
+    env = first.read_env()
     atomic_write_text(out / "results.csv", results_csv(rows))
     atomic_write_text(out / "results.md", results_markdown(rows, recipe, note, env, command))
     title = "Final test accuracy vs parameters" + ("" if note.startswith("Full") else " (not the paper's regimen)")

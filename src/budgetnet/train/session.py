@@ -9,9 +9,12 @@ from typing import Any
 
 import torch
 
+from budgetnet.checkpoint import restore_rng_state, rng_state
 from budgetnet.counts import DEFAULT_BUDGET, check_budget, count_params
 from budgetnet.errors import BudgetnetError
+from budgetnet.hardware import environment
 from budgetnet.presets import resolve_spec
+from budgetnet.rundir import RunDir
 from budgetnet.spec import ResNetSpec
 from budgetnet.train.distributed import SINGLE, Distributed, barrier, device_for, from_environment, init_process_group
 from budgetnet.train.ema import WeightEMA
@@ -19,7 +22,6 @@ from budgetnet.train.loop import EpochProgress, Interrupted, StopRequest, fit
 from budgetnet.train.precision import choose_precision
 from budgetnet.train.prepare import PreparedData, check_fits, prepare_data
 from budgetnet.train.recipe import Recipe
-from budgetnet.train.rundir import RunDir, environment, restore_rng_state, rng_state
 
 
 @dataclass(frozen=True)
@@ -222,7 +224,7 @@ def new_run(arch: str | ResNetSpec, recipe: Recipe, data: Any, out: str | Path,
                "precision": {"chosen": precision, "why": why}}
         run.create(name, spec, recipe, prepared.info, env)
         if prepared.val_indices:
-            run.write_json("val_indices.json", prepared.val_indices)
+            run.write_val_indices(prepared.val_indices)
     whitening = whitening_images(prepared, device) if spec.stem == "whiten" else None
     trainee = build_trainee(spec, recipe, device, dist, options.compile, whitening)
     if dist.is_main:
@@ -233,34 +235,34 @@ def new_run(arch: str | ResNetSpec, recipe: Recipe, data: Any, out: str | Path,
 def resume_run(path: str | Path, data: Any = None, options: RunOptions = RunOptions()) -> RunOutcome:
     """Continue the run in `path` from its last checkpoint; a finished run is returned as is."""
     run = RunDir(Path(path))
-    state = run.load()
-    recipe, spec, arch = Recipe.from_dict(state["recipe"]), ResNetSpec.from_dict(state["spec"]), state["arch"]
-    if state["epoch"] >= recipe.epochs:
+    saved = run.load()
+    recipe, spec, arch = saved.recipe, saved.spec, saved.arch
+    if saved.epoch >= recipe.epochs:
         return RunOutcome(run.path, run.read_metrics(), True)
-    recorded = state["data"].get("source") or {}
+    recorded = saved.data
     dist, device = _start(options)
-    trained_on = state.get("world_size", 1)
+    trained_on = saved.world_size
     if trained_on != dist.world_size:
         raise BudgetnetError(f"{run.path} was trained by {trained_on} process(es); resume it with the same number "
                              f"(this is {dist.world_size}), since the data shards and the global batch depend on it")
-    source = data if data is not None else recorded.get("path")
+    source = data if data is not None else recorded.source_path
     prepared = _prepare(source, spec, recipe, device, options, dist)
-    if prepared.info["source"].get("fingerprint") != recorded.get("fingerprint"):
+    if prepared.info["source"].get("fingerprint") != recorded.fingerprint:
         raise BudgetnetError(f"the data at {prepared.info['source'].get('path')} is not the data this run was trained "
                              f"on (fingerprint {prepared.info['source'].get('fingerprint')} != "
-                             f"{recorded.get('fingerprint')})")
+                             f"{recorded.fingerprint})")
     trainee = build_trainee(spec, recipe, device, dist, options.compile)
-    trainee.module.load_state_dict(state["model"])
-    trainee.optimizer.load_state_dict(state["optimizer"])
+    trainee.module.load_state_dict(saved.model)
+    trainee.optimizer.load_state_dict(saved.optimizer)
     if trainee.ema is not None:
-        trainee.ema.load_state_dict(state["ema"])
-    restore_rng_state(state["rng"])
-    progress = EpochProgress(**state["partial"]) if state.get("partial") else None
+        trainee.ema.load_state_dict(saved.ema)
+    restore_rng_state(saved.rng)
+    progress = EpochProgress(**saved.partial) if saved.partial else None
     if dist.is_main:
-        run.keep_metrics_through(state["epoch"])
-        where = f"epoch {state['epoch'] + 1}" + (f", step {progress.step + 1}" if progress else "")
+        run.keep_metrics_through(saved.epoch)
+        where = f"epoch {saved.epoch + 1}" + (f", step {progress.step + 1}" if progress else "")
         print(f"resuming {arch} in {run.path} at {where} of {recipe.epochs}", flush=True)
-    return _train(run, arch, spec, recipe, prepared, trainee, device, options, state["epoch"], progress, dist)
+    return _train(run, arch, spec, recipe, prepared, trainee, device, options, saved.epoch, progress, dist)
 
 
 def describe(outcome: RunOutcome) -> str:
