@@ -47,9 +47,17 @@ def write_record(path: Path, value: Any) -> None:
 def read_record(path: Path) -> Any:
     """A JSON file a later step may not have written yet: its content, or None; one line if it is damaged."""
     try:
-        return json.loads(path.read_text())
+        return _parse_record(path)
     except FileNotFoundError:
         return None
+
+
+def _parse_record(path: Path) -> Any:
+    """A JSON file of a run; FileNotFoundError if it is absent, one line if it is damaged."""
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        raise
     except (OSError, json.JSONDecodeError, UnicodeDecodeError) as e:
         raise BudgetnetError(f"{path} is unreadable ({e}); was the run directory damaged?") from None
 
@@ -210,11 +218,9 @@ class RunDir:
 
     def _read_json(self, path: Path) -> Any:
         try:
-            return json.loads(path.read_text())
+            return _parse_record(path)
         except FileNotFoundError:
             raise BudgetnetError(f"{self.path} holds no {path.name} (is it a run directory?)") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise BudgetnetError(f"{path} is not valid JSON ({e})") from None
 
     def append_metrics(self, metrics: dict[str, Any]) -> None:
         """Add one epoch's line to metrics.jsonl."""
