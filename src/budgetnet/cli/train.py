@@ -18,7 +18,7 @@ DIVERGED = 1  # exit code when the loss became NaN/inf: not a usage error, the r
 # flags that change what is computed: a resumed run keeps its recorded values
 RECIPE_FLAGS = ("epochs", "lr", "milestones", "gamma", "batch_size", "weight_decay", "momentum", "warmup_epochs",
                 "label_smoothing", "augment", "seed", "subset", "val_split", "precision", "schedule", "nesterov",
-                "ema_decay", "tta")
+                "ema_decay", "tta", "eval_every")
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune", "max-autotune-no-cudagraphs")
 
 
@@ -46,6 +46,8 @@ def add_recipe_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--nesterov", action=argparse.BooleanOptionalAction, help="Nesterov momentum (paper: off)")
     g.add_argument("--ema-decay", type=nonneg_float, help="per-step weight EMA decay, 0 = off (paper: 0)")
     g.add_argument("--tta", action=argparse.BooleanOptionalAction, help="report accuracy with flip TTA (paper: off)")
+    g.add_argument("--eval-every", type=positive_int, metavar="N",
+                   help="test (and val) pass after every N-th epoch and the last (paper: 1)")
 
 
 def add_run_flags(parser: argparse.ArgumentParser) -> None:

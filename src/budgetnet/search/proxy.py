@@ -34,7 +34,7 @@ class Proxy:
     seed: int = 0  # init, order, augmentation and which images are held out
 
     def recipe(self, device: torch.device) -> Recipe:
-        """The cpu recipe shortened to `epochs` (warm-up and decay scale along), without EMA or TTA.
+        """The cpu recipe shortened to `epochs` (warm-up and decay scale along), without EMA or TTA, validated every epoch.
 
         Its "auto" precision is resolved for `device` as `budgetnet train` does: bf16 where it runs natively.
         """
@@ -43,7 +43,7 @@ class Proxy:
         precision, _, _ = choose_precision("auto", device)  # "auto" never warns
         return named_recipe("cpu", self.epochs, subset=self.subset + self.val_split, val_split=self.val_split,
                             seed=self.seed, batch_size=PROXY_BATCH, lr=PROXY_LR, ema_decay=0.0, tta=False,
-                            precision=precision)
+                            eval_every=1, precision=precision)  # every epoch's val_acc goes to the pruner
 
 
 def without_test(data: Any) -> Any:

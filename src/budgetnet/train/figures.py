@@ -37,11 +37,14 @@ def plot_curves(runs: Sequence[tuple[str, list[dict[str, Any]]]], out: str | Pat
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for i, (label, metrics) in enumerate(runs):
         colour = colours[i % len(colours)]
-        epochs = [m["epoch"] for m in metrics]
         for split, style in (("train", "-"), ("test", "--"), ("val", ":")):
-            if metrics and f"{split}_loss" in metrics[0]:
-                ax_loss.plot(epochs, [m[f"{split}_loss"] for m in metrics], style, color=colour, label=f"{label} {split}")
-                ax_acc.plot(epochs, [100 * m[f"{split}_acc"] for m in metrics], style, color=colour,
+            measured = [m for m in metrics if f"{split}_loss" in m]  # a recipe's eval_every skips some epochs
+            if measured:
+                epochs = [m["epoch"] for m in measured]
+                marker = "." if len(measured) < len(metrics) else None
+                ax_loss.plot(epochs, [m[f"{split}_loss"] for m in measured], style, marker=marker, color=colour,
+                             label=f"{label} {split}")
+                ax_acc.plot(epochs, [100 * m[f"{split}_acc"] for m in measured], style, marker=marker, color=colour,
                             label=f"{label} {split}")
     from matplotlib.ticker import MaxNLocator
 

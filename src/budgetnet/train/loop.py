@@ -297,11 +297,11 @@ def fit(
             raise
         progress = None
         lr = optimizer.param_groups[0]["lr"]
-        test_result = None
-        if test is not None:
+        measured = (epoch + 1) % recipe.eval_every == 0 or epoch + 1 == recipe.epochs
+        test_result = val_result = None
+        if measured and test is not None:
             test_result = evaluate(evaluated, test, normalizer, device, recipe.precision, recipe.tta, dist=dist)
-        val_result = None
-        if val is not None:
+        if measured and val is not None:
             val_result = evaluate(evaluated, val, normalizer, device, recipe.precision, recipe.tta, dist=dist)
         metrics = epoch_metrics(done, lr, test_result, val_result, time.perf_counter() - started)
         history.append(metrics)

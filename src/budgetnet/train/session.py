@@ -102,10 +102,10 @@ def _checkpoint_state(arch: str, spec: ResNetSpec, recipe: Recipe, info: dict, t
 
 
 def _epoch_line(m: dict[str, Any], epochs: int) -> str:
+    test = f" test_loss {m['test_loss']:.4f} test_acc {m['test_acc']:.4f}" if "test_acc" in m else ""
     val = f" val_acc {m['val_acc']:.4f}" if "val_acc" in m else ""
-    return (f"epoch {m['epoch']}/{epochs} train_loss {m['train_loss']:.4f} train_acc {m['train_acc']:.4f} "
-            f"test_loss {m['test_loss']:.4f} test_acc {m['test_acc']:.4f}{val} lr {m['lr']:.4g} "
-            f"{m['images_per_s']:.0f} img/s {m['seconds']:.1f}s")
+    return (f"epoch {m['epoch']}/{epochs} train_loss {m['train_loss']:.4f} train_acc {m['train_acc']:.4f}"
+            f"{test}{val} lr {m['lr']:.4g} {m['images_per_s']:.0f} img/s {m['seconds']:.1f}s")
 
 
 WHITENING_IMAGES = 5_000  # training images whose patches set a whitening stem (airbench uses 5,000 too)
