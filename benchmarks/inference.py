@@ -24,7 +24,7 @@ import numpy as np
 import onnxruntime
 import torch
 
-from budgetnet.checkpoint import load_checkpoint, model_from_checkpoint
+from budgetnet.checkpoint import inference_model_from_checkpoint, load_checkpoint
 from budgetnet.deploy.onnx_export import export_onnx, onnx_logits, open_onnx
 from budgetnet.deploy.quantize import calibration_sample, quantize_onnx
 from budgetnet.deploy.speed import images_per_second
@@ -75,15 +75,13 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     state = model_state(args.arch, args.run)
     calib, test, described = images(args.data)
-    mean = np.asarray(state.data.mean, dtype=np.float32).reshape(1, -1, 1, 1)
-    std = np.asarray(state.data.std, dtype=np.float32).reshape(1, -1, 1, 1)
-    inputs = (test.astype(np.float32) / 255.0 - mean) / std
+    inputs = np.ascontiguousarray(test)  # every backend takes uint8 pixels and normalises them itself
     with tempfile.TemporaryDirectory() as tmp:
         fp32_path, int8_path = Path(tmp) / "model.onnx", Path(tmp) / "model.int8.onnx"
         export_onnx(state, fp32_path, "benchmark")
-        quantize_onnx(fp32_path, int8_path, calib, state.data.mean, state.data.std)
+        quantize_onnx(fp32_path, int8_path, calib)
         sizes = {"fp32 ONNX": fp32_path.stat().st_size, "int8 ONNX": int8_path.stat().st_size}
-        model = model_from_checkpoint(state)
+        model = inference_model_from_checkpoint(state)
         fp32_session, int8_session = open_onnx(fp32_path, args.threads)[0], open_onnx(int8_path, args.threads)[0]
 
         def eager(x: np.ndarray) -> None:

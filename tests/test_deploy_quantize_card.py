@@ -22,9 +22,9 @@ def quantized(tiny_run: Path, tiny_export: tuple[Path, str]) -> dict:
     seen: list[np.ndarray] = []
     real = quantize_module.quantize_onnx
 
-    def spy(fp32_path, out, calib_images, mean, std):  # noqa: ANN001, ANN202
+    def spy(fp32_path, out, calib_images):  # noqa: ANN001, ANN202
         seen.append(calib_images.copy())
-        return real(fp32_path, out, calib_images, mean, std)
+        return real(fp32_path, out, calib_images)
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(quantize_module, "quantize_onnx", spy)

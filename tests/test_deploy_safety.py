@@ -86,6 +86,11 @@ def test_foreign_and_damaged_onnx(
     onnx.save(proto, str(tmp_path / "newer.onnx"))
     refused(capsys, ["predict", tmp_path / "newer.onnx", image], "newer than this budgetnet reads")
 
+    set_metadata(proto, {"budgetnet.format": "1", "budgetnet.version": "0.1.0"})
+    onnx.save(proto, str(tmp_path / "older.onnx"))
+    refused(capsys, ["predict", tmp_path / "older.onnx", image],
+            "has export format 1 (budgetnet 0.1.0), which takes pre-normalised float input")
+
     (tmp_path / "noise.onnx").write_bytes(os.urandom(2048))
     refused(capsys, ["predict", tmp_path / "noise.onnx", image], "not a readable ONNX model")
     refused(capsys, ["predict", tmp_path / "absent.onnx", image], "does not exist")

@@ -70,14 +70,16 @@ def test_the_unsafe_checkpoint_refusal_never_advises_weights_only_false(tmp_path
     assert "weights_only" not in err and "will likely succeed" not in err
 
 
-def _foreign_onnx(path: Path, props: dict[str, str], side: int, classes: int) -> Path:
+def _foreign_onnx(path: Path, props: dict[str, str], side: int, classes: int, pixels: str = "uint8") -> Path:
     """A valid ONNX model (mean over pixels, then a linear layer) carrying a real export's metadata."""
     from onnx import TensorProto, helper, numpy_helper
 
-    inputs = [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", 3, side, side])]
+    kind = TensorProto.UINT8 if pixels == "uint8" else TensorProto.FLOAT
+    inputs = [helper.make_tensor_value_info("input", kind, ["N", 3, side, side])]
     outputs = [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", classes])]
     weight = numpy_helper.from_array(np.ones((3, classes), np.float32), "w")
-    nodes = [helper.make_node("ReduceMean", ["input"], ["m"], axes=[2, 3], keepdims=0),
+    nodes = [helper.make_node("Cast", ["input"], ["x"], to=TensorProto.FLOAT),
+             helper.make_node("ReduceMean", ["x"], ["m"], axes=[2, 3], keepdims=0),
              helper.make_node("MatMul", ["m", "w"], ["logits"])]
     model = helper.make_model(helper.make_graph(nodes, "g", inputs, outputs, [weight]),
                               opset_imports=[helper.make_opsetid("", 13)])
@@ -87,15 +89,16 @@ def _foreign_onnx(path: Path, props: dict[str, str], side: int, classes: int) ->
     return path
 
 
-@pytest.mark.parametrize("side, classes, expected", [
-    (64, 10, "expected one float32 input (N, 3, 32, 32), got tensor(float) (N, 3, 64, 64)"),
-    (32, 5, "10 class names but the output is (N, 5)"),
+@pytest.mark.parametrize("side, classes, pixels, expected", [
+    (64, 10, "uint8", "expected one uint8 input (N, 3, 32, 32), got tensor(uint8) (N, 3, 64, 64)"),
+    (32, 10, "float", "expected one uint8 input (N, 3, 32, 32), got tensor(float) (N, 3, 32, 32)"),
+    (32, 5, "uint8", "10 class names but the output is (N, 5)"),
 ])
-def test_an_onnx_file_whose_shapes_do_not_match_its_metadata(side, classes, expected, tiny_export, tmp_path, image,
-                                                             capsys) -> None:
+def test_an_onnx_file_whose_shapes_do_not_match_its_metadata(side, classes, pixels, expected, tiny_export, tmp_path,
+                                                             image, capsys) -> None:
     props = {p.key: p.value for p in onnx.load(str(tiny_export[0])).metadata_props if p.key.startswith("budgetnet.")}
-    fails_in_one_line(capsys, ["predict", _foreign_onnx(tmp_path / "bad.onnx", props, side, classes), image],
-                      USAGE_ERROR, expected)
+    bad = _foreign_onnx(tmp_path / "bad.onnx", props, side, classes, pixels)
+    fails_in_one_line(capsys, ["predict", bad, image], USAGE_ERROR, expected)
     assert main(["predict", str(_foreign_onnx(tmp_path / "fits.onnx", props, 32, 10)), str(image)]) == 0
 
 

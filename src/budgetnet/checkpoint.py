@@ -116,3 +116,12 @@ def model_from_checkpoint(checkpoint: Checkpoint) -> torch.nn.Module:
         first = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise CheckpointError(f"checkpoint weights do not match its spec: {first}") from None
     return model.eval()
+
+
+def inference_model_from_checkpoint(checkpoint: Checkpoint) -> torch.nn.Module:
+    """The checkpoint's model with its normalisation inside: uint8 RGB (N, C, 32, 32) in, logits out, eval mode."""
+    from budgetnet.model import InferenceModel
+
+    if checkpoint.data is None:
+        raise CheckpointError("the checkpoint records no data (classes, mean, std); it cannot classify images")
+    return InferenceModel(model_from_checkpoint(checkpoint), checkpoint.data.mean, checkpoint.data.std).eval()

@@ -163,3 +163,20 @@ class ResNet(nn.Module):
 def build_model(spec: ResNetSpec, zero_init_residual: bool = False) -> ResNet:
     """Build the ResNet that `spec` describes, He-initialised."""
     return ResNet(spec, zero_init_residual=zero_init_residual)
+
+
+class InferenceModel(nn.Module):
+    """A trained network with its preprocessing: uint8 RGB (N, C, 32, 32) in, logits out.
+
+    The normalisation (pixels / 255 - mean) / std is the module's first step, computed exactly as in
+    training (budgetnet.data.normalize), so an exported graph needs nothing but the raw pixels.
+    """
+
+    def __init__(self, network: nn.Module, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
+        super().__init__()
+        self.network = network
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.network((images.float() / 255.0 - self.mean) / self.std)

@@ -19,9 +19,9 @@ def register(verbs: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Export and check; exit 1 if onnxruntime and PyTorch disagree beyond the tolerance."""
-    from budgetnet.deploy.onnx_export import export_checked
+    from budgetnet.deploy.onnx_export import OPSET, export_checked
 
     done = export_checked(args.run_dir, args.out, args.data)
-    print(f"wrote {done.path} ({done.path.stat().st_size:,} bytes, opset 20, dynamic batch)")
+    print(f"wrote {done.path} ({done.path.stat().st_size:,} bytes, opset {OPSET}, uint8 pixels in, dynamic batch)")
     print(f"check on {done.images}: {done.check.describe()} {'OK' if done.check.ok else 'MISMATCH'}")
     return 0 if done.check.ok else RUN_FAILED

@@ -158,8 +158,8 @@ def build_card(run_dir: str | Path, out: str | Path) -> str:
         lines.append("- **Trained on the lossy JPEG copy of CIFAR-10, not the official lossless images.**")
     lines += [f"- Augmentation: {data.augment}; subset: {data.subset or 'all'}; "
               f"validation split: {data.val_split or 0} images", f"- Classes: {', '.join(data.classes)}",
-              f"- Input normalisation (pixels/255 - mean) / std, mean {_floats(data.mean)}, "
-              f"std {_floats(data.std)}",
+              f"- Input: uint8 RGB pixels, 32x32; the model normalises them itself as (pixels/255 - mean) / std, "
+              f"mean {_floats(data.mean)}, std {_floats(data.std)}",
               ""]
     lines += _results_section(run, Path(out).parent, _metrics(run), run.read_eval())
     lines += _quantize_section(run_dir, report)

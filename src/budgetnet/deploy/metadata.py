@@ -1,7 +1,8 @@
 """What a budgetnet ONNX file says about itself (its metadata_props), written and checked here.
 
-Every value is a string; structured values are JSON. The model's input is float32
-(N, 3, 32, 32) normalised as (pixels / 255 - mean) / std, with mean and std read from here.
+Every value is a string; structured values are JSON. Since format 2 the model's input is uint8 RGB
+(N, C, 32, 32) and the normalisation (pixels / 255 - mean) / std is inside the graph; mean and std
+are recorded here for people. Format 1 took pre-normalised float32 input and is refused.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from budgetnet.errors import CheckpointError
 from budgetnet.runrecord import Checkpoint
 
 ONNX_KIND = "budgetnet-onnx"
-ONNX_FORMAT = 1  # bump when the metadata or input/output layout changes; older readers then refuse
+ONNX_FORMAT = 2  # bump when the metadata or input/output layout changes; older readers then refuse
+# 1: float32 input normalised by the caller; 2: uint8 pixels in, normalisation inside the graph
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 PREFIX = "budgetnet."
@@ -40,7 +42,7 @@ def export_metadata(checkpoint: Checkpoint, precision: str, checkpoint_sha256: s
         "data_source": json.dumps(data.source, sort_keys=True),
         "epoch": "" if checkpoint.epoch is None else str(checkpoint.epoch),
         "checkpoint_sha256": checkpoint_sha256,
-        "input": f"{INPUT_NAME}: float32 (N, 3, 32, 32), (pixels / 255 - mean) / std, RGB",
+        "input": f"{INPUT_NAME}: uint8 (N, {len(data.mean)}, 32, 32) RGB pixels; normalised inside the graph",
         "output": f"{OUTPUT_NAME}: float32 (N, {len(data.classes)}), unnormalised class scores",
     }
     return {PREFIX + k: v for k, v in fields.items()}
@@ -54,6 +56,12 @@ def read_export_metadata(props: dict[str, str], name: str) -> dict[str, Any]:
         fmt = int(props.get(PREFIX + "format", ""))
     except ValueError:
         fmt = None
+    if fmt is not None and fmt < ONNX_FORMAT:
+        made_by = props.get(PREFIX + "version", "an earlier version")
+        raise CheckpointError(
+            f"{name} has export format {fmt} (budgetnet {made_by}), which takes pre-normalised float input; "
+            f"this budgetnet reads format {ONNX_FORMAT} only: export the run again with 'budgetnet export'"
+        )
     if fmt is None or fmt > ONNX_FORMAT:
         raise CheckpointError(
             f"{name} has export format {props.get(PREFIX + 'format')!r}, newer than this budgetnet reads "

@@ -1,5 +1,8 @@
 """ONNX export with a dynamic batch dimension, safe opening of exports, and the PyTorch-vs-ORT check.
 
+The graph takes uint8 RGB pixels (N, C, 32, 32): its first ops cast them to float and normalise them
+with the training statistics, so no caller repeats the preprocessing.
+
 Exporter: torch.onnx.export(dynamo=True), the maintained path (the TorchScript exporter is
 deprecated). Opset 20: the exporter's default in torch 2.13 and well inside what onnxruntime
 >= 1.17 and its static quantizer support; it has every op a ResNet needs.
@@ -93,11 +96,11 @@ def export_onnx(checkpoint: Checkpoint, out: str | Path, checkpoint_sha256: str)
     import onnx
     import torch
 
-    from budgetnet.checkpoint import model_from_checkpoint
+    from budgetnet.checkpoint import inference_model_from_checkpoint
 
-    model = model_from_checkpoint(checkpoint)
     metadata = export_metadata(checkpoint, "fp32", checkpoint_sha256)
-    example = torch.zeros(2, 3, 32, 32)
+    model = inference_model_from_checkpoint(checkpoint)
+    example = torch.zeros(2, len(checkpoint.data.mean), 32, 32, dtype=torch.uint8)
     with _quiet_exporter(), torch.no_grad():
         program = torch.onnx.export(
             model,
@@ -154,13 +157,13 @@ def _dims(shape: list) -> str:
 
 
 def check_io_shapes(session: Any, meta: dict[str, Any], name: str) -> None:
-    """Refuse an export whose one input is not float32 (N, C, 32, 32) for the metadata's C channels, or
+    """Refuse an export whose one input is not uint8 (N, C, 32, 32) for the metadata's C channels, or
     whose first output is not (N, one score per class name): running it would fail or mislabel classes."""
     inputs, outputs = session.get_inputs(), session.get_outputs()
     channels, classes = len(meta["mean"]), len(meta["classes"])
-    if len(inputs) != 1 or inputs[0].type != "tensor(float)" or list(inputs[0].shape[1:]) != [channels, 32, 32]:
+    if len(inputs) != 1 or inputs[0].type != "tensor(uint8)" or list(inputs[0].shape[1:]) != [channels, 32, 32]:
         got = ", ".join(f"{i.type} {_dims(i.shape)}" for i in inputs) or "none"
-        raise CheckpointError(f"{name} does not match its budgetnet metadata: expected one float32 input "
+        raise CheckpointError(f"{name} does not match its budgetnet metadata: expected one uint8 input "
                               f"(N, {channels}, 32, 32), got {got}")
     shape = outputs[0].shape if outputs else []
     if len(shape) != 2 or (isinstance(shape[1], int) and shape[1] != classes):
@@ -169,23 +172,23 @@ def check_io_shapes(session: Any, meta: dict[str, Any], name: str) -> None:
                               f"output is {got}")
 
 
-def onnx_logits(session: Any, inputs: np.ndarray) -> np.ndarray:
-    """Run a session on normalised float32 (N, 3, 32, 32) inputs; returns (N, classes) logits."""
-    return session.run(None, {session.get_inputs()[0].name: np.ascontiguousarray(inputs, dtype=np.float32)})[0]
+def onnx_logits(session: Any, images: np.ndarray) -> np.ndarray:
+    """Run a session on uint8 RGB (N, C, 32, 32) images; returns (N, classes) logits."""
+    if images.dtype != np.uint8:
+        raise TypeError(f"a budgetnet ONNX model takes uint8 pixels, got {images.dtype}")
+    return session.run(None, {session.get_inputs()[0].name: np.ascontiguousarray(images)})[0]
 
 
 def check_logits(checkpoint: Checkpoint, session: Any, images: np.ndarray) -> LogitCheck:
-    """PyTorch against onnxruntime on uint8 (N, 3, 32, 32) `images`, normalised as in training."""
+    """PyTorch against onnxruntime on the same uint8 (N, C, 32, 32) `images`, each with its own preprocessing."""
     import torch
 
-    from budgetnet.checkpoint import model_from_checkpoint
-    from budgetnet.data.normalize import normalize
+    from budgetnet.checkpoint import inference_model_from_checkpoint
 
-    model = model_from_checkpoint(checkpoint)
-    inputs = normalize(torch.from_numpy(np.ascontiguousarray(images)), checkpoint.data.mean, checkpoint.data.std)
+    images = np.ascontiguousarray(images)
     with torch.no_grad():
-        expected = model(inputs).numpy()
-    return compare_logits(expected, onnx_logits(session, inputs.numpy()))
+        expected = inference_model_from_checkpoint(checkpoint)(torch.from_numpy(images)).numpy()
+    return compare_logits(expected, onnx_logits(session, images))
 
 
 @dataclass(frozen=True)

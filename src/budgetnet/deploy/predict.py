@@ -1,7 +1,7 @@
 """Classify image files with a run directory, a checkpoint or an ONNX export, in batches.
 
 Images of any size or mode go through budgetnet.data.images' documented policy (to RGB,
-shorter side resized to 32, centre crop); the normalisation comes from the model's own metadata.
+shorter side resized to 32, centre crop); every model takes those uint8 pixels and normalises them itself.
 """
 
 from __future__ import annotations
@@ -22,8 +22,6 @@ class Classifier:
     """A loaded model: uint8 (N, 3, 32, 32) images in, logits out, with its class names."""
 
     classes: tuple[str, ...]  # class names in label order
-    mean: tuple[float, ...]  # per-channel normalisation, 0-1 units
-    std: tuple[float, ...]
     backend: str  # "pytorch" or "onnxruntime"
     logits: Callable[[np.ndarray], np.ndarray]  # uint8 (N, 3, 32, 32) -> float32 (N, classes)
     # what the model file records: arch, spec, recipe, epoch, precision, data_source, file (ONNX: + calibration)
@@ -49,34 +47,27 @@ def load_classifier(path: str | Path) -> Classifier:
 def _torch_classifier(path: Path) -> Classifier:
     import torch
 
-    from budgetnet.checkpoint import FOR_INFERENCE, load_checkpoint, model_from_checkpoint, resolve_checkpoint
-    from budgetnet.data.normalize import normalize
+    from budgetnet.checkpoint import FOR_INFERENCE, inference_model_from_checkpoint, load_checkpoint, resolve_checkpoint
 
     checkpoint = load_checkpoint(path, needs=FOR_INFERENCE)
-    model = model_from_checkpoint(checkpoint)
+    model = inference_model_from_checkpoint(checkpoint)
     data = checkpoint.data
 
     def logits(images: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            return model(normalize(torch.from_numpy(images), data.mean, data.std)).numpy()
+            return model(torch.from_numpy(np.ascontiguousarray(images))).numpy()
 
     about = {"arch": checkpoint.arch, "spec": checkpoint.spec.to_dict(),
              "recipe": checkpoint.recipe.to_dict() if checkpoint.recipe else None, "epoch": checkpoint.epoch,
              "precision": "fp32", "data_source": data.source, "file": str(resolve_checkpoint(path))}
-    return Classifier(data.classes, data.mean, data.std, "pytorch", logits, about)
+    return Classifier(data.classes, "pytorch", logits, about)
 
 
 def _onnx_classifier(path: Path) -> Classifier:
     from budgetnet.deploy.onnx_export import onnx_logits, open_onnx
 
     session, meta = open_onnx(path)
-    mean = np.asarray(meta["mean"], dtype=np.float32).reshape(1, -1, 1, 1)
-    std = np.asarray(meta["std"], dtype=np.float32).reshape(1, -1, 1, 1)
-
-    def logits(images: np.ndarray) -> np.ndarray:
-        return onnx_logits(session, (images.astype(np.float32) / 255.0 - mean) / std)
-
-    return Classifier(tuple(meta["classes"]), tuple(meta["mean"]), tuple(meta["std"]), "onnxruntime", logits,
+    return Classifier(tuple(meta["classes"]), "onnxruntime", lambda images: onnx_logits(session, images),
                       {**meta, "file": str(path)})
 
 

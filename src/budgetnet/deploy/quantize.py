@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,19 +31,17 @@ TARGETS = {"size_ratio_min": 3.5, "accuracy_drop_max_points": 0.5}  # what an in
 
 
 class ImageReader(CalibrationDataReader):
-    """Feeds uint8 images to the calibrator as normalised float32 batches."""
+    """Feeds uint8 images to the calibrator in batches, as the model takes them."""
 
-    def __init__(self, images: np.ndarray, mean: Sequence[float], std: Sequence[float], input_name: str) -> None:
+    def __init__(self, images: np.ndarray, input_name: str) -> None:
         self.images, self.input_name, self.position = images, input_name, 0
-        self.mean = np.asarray(mean, dtype=np.float32).reshape(1, -1, 1, 1)
-        self.std = np.asarray(std, dtype=np.float32).reshape(1, -1, 1, 1)
 
     def get_next(self) -> dict[str, np.ndarray] | None:
         if self.position >= len(self.images):
             return None
         batch = self.images[self.position : self.position + CALIB_BATCH]
         self.position += CALIB_BATCH
-        return {self.input_name: (batch.astype(np.float32) / 255.0 - self.mean) / self.std}
+        return {self.input_name: np.ascontiguousarray(batch)}
 
     def rewind(self) -> None:
         self.position = 0
@@ -56,9 +54,7 @@ def calibration_sample(train_images: np.ndarray, count: int, seed: int = CALIB_S
     return np.ascontiguousarray(train_images[index])
 
 
-def quantize_onnx(
-    fp32_path: Path, out: Path, calib_images: np.ndarray, mean: Sequence[float], std: Sequence[float]
-) -> Path:
+def quantize_onnx(fp32_path: Path, out: Path, calib_images: np.ndarray) -> Path:
     """Write the int8 QDQ model of `fp32_path` to `out`, keeping its budgetnet metadata (precision int8)."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
@@ -79,7 +75,7 @@ def quantize_onnx(
         quantize_static(
             str(prepared),
             str(quantized),
-            ImageReader(calib_images, mean, std, INPUT_NAME),
+            ImageReader(calib_images, INPUT_NAME),
             quant_format=QuantFormat.QDQ,
             per_channel=True,
             activation_type=QuantType.QUInt8,
@@ -112,10 +108,8 @@ def compare_models(
     preds = {}
     for precision, path in (("fp32", fp32_path), ("int8", int8_path)):
         preds[precision] = predictions(load_classifier(path).logits, test_images)
-        session, meta = open_onnx(path, threads)
-        mean = np.asarray(meta["mean"], dtype=np.float32).reshape(1, -1, 1, 1)
-        std = np.asarray(meta["std"], dtype=np.float32).reshape(1, -1, 1, 1)
-        inputs = (test_images[:256].astype(np.float32) / 255.0 - mean) / std
+        session, _ = open_onnx(path, threads)
+        inputs = np.ascontiguousarray(test_images[:256])
         speed = {str(b): images_per_second(lambda x: onnx_logits(session, x), inputs, b, min_seconds) for b in (1, 256)}
         result[precision] = {
             "file": path.name,
@@ -165,7 +159,7 @@ def quantize_run(target: str | Path, data: str | None = None, calib: int = 1000,
     dataset = require_dataset(run_data_path(checkpoint.data.source, data))
     check = fresh_export(checkpoint, run.onnx_path, sha256, dataset.test_images[:CHECK_IMAGES])
     sample = calibration_sample(dataset.train_images, calib)
-    quantize_onnx(run.onnx_path, int8_path, sample, checkpoint.data.mean, checkpoint.data.std)
+    quantize_onnx(run.onnx_path, int8_path, sample)
     report = compare_models(run.onnx_path, int8_path, dataset.test_images, dataset.test_labels, seconds, threads)
     report.update(_context(checkpoint, dataset.source, sha256, len(sample), threads))
     report["targets_met"] = {
