@@ -1,7 +1,7 @@
-"""A tiny trained run directory, built here so deploy tests never wait on a real training run.
+"""A tiny run directory trained by `budgetnet train`, so deploy tests consume real training output fast.
 
 The data is synthetic and learnable: class c is noise around its own colour, so a 1-block,
-8-channel model reaches high accuracy in a few hundred steps and int8 agreement is meaningful.
+8-channel model reaches high accuracy in a few dozen steps and int8 agreement is meaningful.
 """
 
 from __future__ import annotations
@@ -9,18 +9,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from budgetnet.checkpoint import save_checkpoint
-from budgetnet.data.normalize import channel_stats, normalize
-from budgetnet.model import build_model
 from budgetnet.spec import ResNetSpec, StageSpec
-from budgetnet.train.recipe import Recipe
 
 CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 # well-separated colours, one per class, so the task is easy and a tiny model learns it fast
@@ -50,42 +44,22 @@ def write_png_dataset(folder: Path, train: int = 600, test: int = 300) -> None:
             Image.fromarray(image.transpose(1, 2, 0)).save(target)
 
 
-def build_tiny_run(run_dir: Path, data_dir: Path, cache_dir: Path, steps: int = 60) -> None:
-    """Train TINY_SPEC on a synthetic PNG dataset and write the contract's run directory."""
-    from budgetnet.data import load_cifar
+def build_tiny_run(run_dir: Path, data_dir: Path, cache_dir: Path, epochs: int = 3) -> None:
+    """Train TINY_SPEC on a synthetic PNG dataset with `budgetnet train` itself: the run directory every
+    deploy test reads is real training output (checkpoint, records, metrics), not a hand-made copy."""
+    from unittest import mock
+
+    from budgetnet.cli.main import main
 
     write_png_dataset(data_dir)
-    dataset = load_cifar(data_dir, cache_dir=cache_dir)
-    torch.manual_seed(0)
-    mean, std = channel_stats(dataset.train_images)
-    model = build_model(TINY_SPEC)
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
-    x_all, y_all = torch.from_numpy(dataset.train_images), torch.from_numpy(dataset.train_labels)
-    for _ in range(steps):
-        index = torch.randint(0, len(x_all), (32,))
-        loss = torch.nn.functional.cross_entropy(model(normalize(x_all[index], mean, std)), y_all[index])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    model.eval()
-    with torch.no_grad():
-        logits = model(normalize(torch.from_numpy(dataset.test_images), mean, std))
-    test_acc = float((logits.argmax(1).numpy() == dataset.test_labels).mean())
-    data = {"classes": list(dataset.classes), "mean": mean, "std": std, "source": dataset.source,
-            "augment": "none", "subset": None, "val_split": 0}
-    recipe = Recipe(epochs=1, batch_size=64, lr=0.05).to_dict()
-    (run_dir / "checkpoints").mkdir(parents=True)
-    (run_dir / "spec.json").write_text(TINY_SPEC.to_json() + "\n")
-    (run_dir / "recipe.json").write_text(json.dumps(recipe) + "\n")
-    (run_dir / "data.json").write_text(json.dumps(data) + "\n")
-    (run_dir / "env.json").write_text(json.dumps({"arch": "tiny", "torch": torch.__version__, "device": "cpu"}) + "\n")
-    metrics = {"epoch": 1, "train_loss": loss.item(), "train_acc": 0.5, "test_loss": 0.1, "test_acc": test_acc,
-               "lr": 0.05, "seconds": 1.0, "images_per_s": 1.0}
-    (run_dir / "metrics.jsonl").write_text(json.dumps(metrics) + "\n")
-    save_checkpoint(run_dir / "checkpoints" / "last.pt", {
-        "spec": TINY_SPEC.to_dict(), "recipe": recipe, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-        "epoch": 1, "rng": {"torch": torch.get_rng_state()}, "data": data, "arch": "tiny",
-    })
+    spec_file = data_dir.parent / "tiny-spec.json"
+    spec_file.write_text(TINY_SPEC.to_json() + "\n")
+    argv = ["train", "--arch", str(spec_file), "--data", str(data_dir), "--out", str(run_dir), "--epochs", str(epochs),
+            "--batch-size", "32", "--lr", "0.05", "--augment", "none", "--precision", "fp32", "--quiet"]
+    with mock.patch.dict("os.environ", {"BUDGETNET_CACHE": str(cache_dir)}), \
+            contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()) as err:
+        code = main(argv)
+    assert code == 0, err.getvalue()
 
 
 # Each test module imports these fixtures, which makes pytest see one definition per module; the
