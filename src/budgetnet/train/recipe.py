@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from budgetnet.errors import BudgetnetError
@@ -20,34 +20,52 @@ class RecipeError(BudgetnetError):
     """A recipe value that cannot be trained with."""
 
 
+def _flag(default: Any, help: str, least: int | None = None, choices: tuple[str, ...] | None = None) -> Any:
+    """A recipe field that `budgetnet train` offers as a flag (see budgetnet.cli.recipe_flags)."""
+    return field(default=default, metadata={"flag": True, "help": help, "least": least, "choices": choices})
+
+
+def flag_fields() -> list[dataclasses.Field]:
+    """The Recipe fields that are flags, in declaration order."""
+    return [f for f in dataclasses.fields(Recipe) if f.metadata.get("flag")]
+
+
 @dataclass(frozen=True)
 class Recipe:
     """Everything that decides what a training run computes (the device only decides how fast)."""
 
-    name: str = "paper"  # the named recipe these values started from
-    epochs: int = 50  # passes over the training rows
-    batch_size: int = 32  # images per optimiser step
-    lr: float = 0.1  # peak learning rate, per step, for the summed-mean cross-entropy
-    momentum: float = 0.9  # SGD momentum coefficient
-    weight_decay: float = 1e-4  # L2 coefficient applied by SGD to every parameter
-    milestones: tuple[int, ...] = (15, 25, 35, 45)  # epochs (0-based starts) at which lr is multiplied by gamma
-    gamma: float = 0.1  # lr multiplier at each milestone
-    schedule: str = "multistep"  # "multistep": x gamma at each milestone; "cosine"/"linear": to 0 after warm-up
-    warmup_epochs: float = 0.0  # epochs of linear lr warm-up from 0 (0 = none, as in the paper)
-    nesterov: bool = False  # Nesterov momentum (the paper uses plain momentum)
-    ema_decay: float = 0.0  # per-step decay of an exponential moving average of the weights; 0 = no EMA.
-    # With EMA the averaged weights are the ones evaluated, reported and exported.
-    tta: bool = False  # report test (and val) accuracy with flip test-time augmentation
-    eval_every: int = 1  # test (and val) pass after every N-th epoch and always after the last; the
-    # trained weights do not depend on it, only how much time goes to measuring them along the way
-    label_smoothing: float = 0.0  # cross-entropy target smoothing, 0-1
-    augment: str = "offline"  # "offline": the 6x store; "online": flip+crop per batch; "shift": alternating
-    # flips and +-2 px reflect-padded shifts per batch; "none"
-    seed: int = 0  # seeds init, epoch order and online augmentation (the offline store always uses seed 0)
-    subset: int | None = None  # train on the first N original training images only (None = all)
-    val_split: int = 0  # original training images held out, with their augmented copies, for validation
-    precision: str = "auto"  # "fp32", "bf16" autocast for the forward pass, or "auto": bf16 where the hardware
-    # runs it natively (CUDA, or a CPU with amx_bf16/avx512_bf16), fp32 elsewhere; resolved when a run starts
+    # Each field's metadata holds its `budgetnet train` flag: the help text, the least value a flag
+    # accepts (0 or 1; Recipe's own checks cover the rest) and the choices. `name` is chosen with --recipe.
+    name: str = field(default="paper", metadata={"flag": False})  # the named recipe these values started from
+    epochs: int = _flag(50, "passes over the training rows; a --epochs flag moves the recipe's milestones and "
+                        "warm-up along proportionally", least=1)
+    batch_size: int = _flag(32, "images per optimiser step", least=1)
+    lr: float = _flag(0.1, "peak learning rate, per step, for the mean cross-entropy", least=0)
+    momentum: float = _flag(0.9, "SGD momentum coefficient", least=0)
+    weight_decay: float = _flag(1e-4, "L2 coefficient applied by SGD to every parameter", least=0)
+    milestones: tuple[int, ...] = _flag((15, 25, 35, 45), "epochs (0-based starts) where lr is multiplied by "
+                                        "--gamma, e.g. 15,25,35,45, or none")
+    gamma: float = _flag(0.1, "lr multiplier at each milestone", least=0)
+    schedule: str = _flag("multistep", "multistep: x gamma at each milestone; cosine or linear: to 0 after the "
+                          "warm-up", choices=SCHEDULES)
+    warmup_epochs: float = _flag(0.0, "epochs of linear lr warm-up from 0 (0: none)", least=0)
+    nesterov: bool = _flag(False, "Nesterov momentum")
+    ema_decay: float = _flag(0.0, "per-step decay of a weight EMA, 0 = off; with EMA the averaged weights are "
+                             "evaluated, reported and exported", least=0)
+    tta: bool = _flag(False, "report test (and val) accuracy with flip test-time augmentation")
+    eval_every: int = _flag(1, "test (and val) pass after every N-th epoch and the last; the trained weights do "
+                            "not depend on it", least=1)
+    label_smoothing: float = _flag(0.0, "cross-entropy target smoothing, 0-1", least=0)
+    augment: str = _flag("offline", "offline: the 6x store; online: flip+crop per batch; shift: alternating flips "
+                         "and +-2 px reflect-padded shifts per batch; none", choices=AUGMENT_MODES)
+    seed: int = _flag(0, "seeds init, epoch order and online augmentation (the offline store always uses seed 0)",
+                      least=0)
+    subset: int | None = _flag(None, "train on the first N original training images only (default: all)", least=1)
+    val_split: int = _flag(0, "original training images held out, with their augmented copies, for validation",
+                           least=0)
+    precision: str = _flag("auto", "auto: bf16 autocast where the hardware runs it natively (CUDA, or a CPU with "
+                           "amx_bf16/avx512_bf16), fp32 elsewhere, resolved when a run starts; or fp32, bf16",
+                           choices=PRECISIONS)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "milestones", tuple(int(m) for m in self.milestones))
@@ -80,6 +98,14 @@ class Recipe:
     def replace(self, **changes: Any) -> Recipe:
         """A copy with `changes` applied and validated; None values are ignored."""
         return dataclasses.replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def with_epochs(self, epochs: int) -> Recipe:
+        """This recipe over `epochs`, its schedule compressed or stretched along: milestones and warm-up move
+        proportionally (the paper's 15/50 of the way stays 15/50 of the way)."""
+        if epochs == self.epochs:
+            return self
+        return self.replace(epochs=epochs, milestones=scale_milestones(self.milestones, epochs, self.epochs),
+                            warmup_epochs=self.warmup_epochs * epochs / self.epochs)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict that `from_dict` turns back into an equal recipe."""

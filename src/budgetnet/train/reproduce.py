@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import statistics
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,16 +15,14 @@ from budgetnet.errors import BudgetnetError
 from budgetnet.fsutil import atomic_write_text
 from budgetnet.presets import get_preset
 from budgetnet.rundir import RunDir
-from budgetnet.train.recipe import PAPER_EPOCHS, Recipe, get_recipe, scale_milestones
+from budgetnet.train.recipe import PAPER_EPOCHS, Recipe, get_recipe
 
 
 def named_recipe(name: str, epochs: int | None = None, subset: int | None = None, **changes: Any) -> Recipe:
     """The named recipe with `epochs`: its milestones and warm-up move proportionally (15/50 of the way, ...)."""
     recipe = get_recipe(name)
-    if epochs is not None and epochs != recipe.epochs:
-        milestones = scale_milestones(recipe.milestones, epochs, recipe.epochs)
-        warmup = recipe.warmup_epochs * epochs / recipe.epochs
-        recipe = recipe.replace(epochs=epochs, milestones=milestones, warmup_epochs=warmup)
+    if epochs is not None:
+        recipe = recipe.with_epochs(epochs)
     return recipe.replace(subset=subset, **changes)
 
 
@@ -142,3 +140,64 @@ def write_results(out: Path, runs: Sequence[PlannedRun], recipe: Recipe, command
     title = "Final test accuracy vs parameters" + ("" if note.startswith("Full") else " (not the paper's regimen)")
     plot_accuracy_vs_params(rows, out / "accuracy_vs_params.png", title)
     return rows, note
+
+
+class RunDiverged(Exception):
+    """One run of the reproduction diverged; its last good checkpoint is kept and the others are untouched."""
+
+    def __init__(self, planned: PlannedRun, cause: Exception) -> None:
+        super().__init__(f"{planned.arch} seed {planned.seed}: {cause}; its last good checkpoint is kept in "
+                         f"{planned.path}")
+        self.planned = planned
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    """What `reproduce` wrote: one row per arch, the scale note, and where the results are."""
+
+    rows: list[dict[str, Any]]
+    note: str
+    out: Path
+
+
+def reproduce(archs: Sequence[str], seeds: int, recipe: Recipe, data: Any, out: str | Path, command: str,
+              options: Any = None, say: Callable[[str], None] = print) -> Reproduction:
+    """Train every (arch, seed) run under `out` that is not finished yet, then write results.md/.csv and the plot.
+
+    Budgets and existing run folders are checked before any data is read; finished runs are skipped and
+    interrupted ones resumed, so re-running the same call continues. `recipe`'s "auto" precision is
+    resolved once here, as each run records it, so that a re-run finds its runs' recipes equal. Progress
+    lines go to `say`; Ctrl-C raises Interrupted (the current run's checkpoint is saved), a diverged
+    run RunDiverged.
+    """
+    from budgetnet.counts import check_budget
+    from budgetnet.data import load_cifar
+    from budgetnet.outputs import check_dir_out
+    from budgetnet.train.loop import TrainingDiverged
+    from budgetnet.train.precision import choose_precision
+    from budgetnet.train.session import RunOptions, describe, new_run, pick_device, resume_run
+
+    options = options or RunOptions()
+    for arch in archs:
+        check_budget(get_preset(arch).spec, name=arch)
+    recipe = recipe.replace(precision=choose_precision(recipe.precision, pick_device(options.device))[0])
+    out = check_dir_out(out)
+    runs = plan(archs, seeds, recipe, out)
+    states = [r.state() for r in runs]
+    loaded = load_cifar(data, download=options.download) if isinstance(data, (str, Path)) else data
+    for i, (planned, state) in enumerate(zip(runs, states), 1):
+        label = f"[{i}/{len(runs)}] {planned.arch} seed {planned.seed}"
+        if state == "done":
+            say(f"{label}: finished earlier, skipped")
+            continue
+        say(f"{label}: {'resuming' if state == 'partial' else 'training'}")
+        try:
+            if state == "partial":
+                outcome = resume_run(planned.path, loaded, options)
+            else:
+                outcome = new_run(planned.arch, planned.recipe, loaded, planned.path, options=options)
+        except TrainingDiverged as e:
+            raise RunDiverged(planned, e) from None
+        say(f"{label}: {describe(outcome)}")
+    rows, note = write_results(out, runs, recipe, command)
+    return Reproduction(rows, note, out)
