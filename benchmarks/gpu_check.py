@@ -27,7 +27,7 @@ from budgetnet.model import build_model
 from budgetnet.presets import resolve_spec
 from budgetnet.spec import ResNetSpec, StageSpec
 from budgetnet.train.batches import ImageSet, Normalizer, resident
-from budgetnet.train.loop import train_one_epoch
+from budgetnet.train.loop import Setup, Trainee, train_one_epoch
 from budgetnet.train.recipe import RECIPES
 from budgetnet.train.session import RunOptions, new_run, pick_device
 
@@ -54,7 +54,8 @@ def paper_throughput(spec: ResNetSpec, store: ImageSet, normalizer: Normalizer, 
     def run(n_steps: int) -> float:
         n = n_steps * recipe.batch_size  # the store's first rows: shuffled within them, as training would
         data = ImageSet(store.images[:n], store.labels[:n])
-        done = train_one_epoch(model, optimizer, recipe, data, normalizer, 0, device, show_bar=False)
+        done = train_one_epoch(Trainee(model, model, optimizer), Setup(recipe, data, normalizer, device), 0,
+                               show_bar=False)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         return done.seen / done.seconds

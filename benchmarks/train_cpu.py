@@ -28,7 +28,8 @@ from budgetnet.data import load_cifar
 from budgetnet.model import build_model
 from budgetnet.presets import get_preset
 from budgetnet.train.batches import ImageSet, Normalizer
-from budgetnet.train.loop import evaluate, train_one_epoch
+from budgetnet.train.evaluation import evaluate
+from budgetnet.train.loop import Setup, Trainee, train_one_epoch
 from budgetnet.train.recipe import PAPER_EPOCHS, PAPER_SAMPLES, get_recipe
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "cifar10"
@@ -51,10 +52,11 @@ def throughput(arch: str, data, steps: int, eval_images: int) -> dict:
     cpu = torch.device("cpu")
     n = recipe.batch_size * steps
     warm = ImageSet(data.train_images[:64], data.train_labels[:64])
-    train_one_epoch(model, optimizer, recipe, warm, norm, 0, cpu, show_bar=False)
+    trainee = Trainee(model, model, optimizer)
+    train_one_epoch(trainee, Setup(recipe, warm, norm, cpu), 0, show_bar=False)
     timed = ImageSet(data.train_images[:n], data.train_labels[:n])
     start = time.perf_counter()
-    done = train_one_epoch(model, optimizer, recipe, timed, norm, 0, cpu, show_bar=False)
+    done = train_one_epoch(trainee, Setup(recipe, timed, norm, cpu), 0, show_bar=False)
     train_ips = done.seen / (time.perf_counter() - start)
     start = time.perf_counter()
     evaluate(model, ImageSet(data.test_images[:eval_images], data.test_labels[:eval_images]), norm, cpu)

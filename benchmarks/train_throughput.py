@@ -30,7 +30,8 @@ from budgetnet.hardware import cpu_flags, cpu_kind, cpu_model
 from budgetnet.model import build_model
 from budgetnet.presets import resolve_spec
 from budgetnet.train.batches import ImageSet, Normalizer
-from budgetnet.train.loop import evaluate, train_one_epoch
+from budgetnet.train.evaluation import evaluate
+from budgetnet.train.loop import Setup, Trainee, train_one_epoch
 from budgetnet.train.precision import choose_precision
 from budgetnet.train.recipe import Recipe
 
@@ -96,8 +97,8 @@ def budgetnet_train(model: torch.nn.Module, images: np.ndarray, labels: np.ndarr
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
     recipe = Recipe(batch_size=batch, lr=0.01, epochs=1, augment="online", precision=precision)
     data = ImageSet(images, labels, rows=np.arange(batch * steps))
-    done = train_one_epoch(model, optimizer, recipe, data, Normalizer(MEAN, STD), 0, device,
-                           augment=online_augment, show_bar=False)
+    setup = Setup(recipe, data, Normalizer(MEAN, STD), device, augment=online_augment)
+    done = train_one_epoch(Trainee(model, model, optimizer), setup, 0, show_bar=False)
     return done.seen / done.seconds
 
 

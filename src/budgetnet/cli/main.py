@@ -32,7 +32,8 @@ VERB_MODULES = (
 )
 
 OPTIONAL_MODULES = {"onnx": "deploy", "onnxruntime": "deploy", "onnxscript": "deploy",  # module -> extra
-                    "optuna": "search", "sqlalchemy": "search", "gradio": "serve", "gradio_client": "serve"}
+                    "optuna": "search", "sqlalchemy": "search", "gradio": "serve", "gradio_client": "serve",
+                    "tensorboard": "tensorboard"}
 USAGE_ERROR = 2  # exit code for bad flags, values, specs or files
 RUN_FAILED = 1  # exit code when the input was fine but the run could not finish (disk full, I/O error)
 INTERRUPTED = 130  # exit code after Ctrl-C, as shells report SIGINT

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from budgetnet.spec import ResNetSpec
-from budgetnet.train.loop import StopRequest, fit
+from budgetnet.train.loop import FitHooks, Setup, StopRequest, fit
 from budgetnet.train.prepare import PreparedData
 from budgetnet.train.recipe import Recipe
 from budgetnet.train.reproduce import named_recipe
@@ -60,9 +60,8 @@ def train(spec: ResNetSpec, recipe: Recipe, prepared: PreparedData, device: torc
 
     whitening = whitening_images(prepared, device) if spec.stem == "whiten" else None
     trainee = build_trainee(spec, recipe, device, SINGLE, None, whitening)
-    return fit(trainee.trained, trainee.optimizer, recipe, prepared.train, None, prepared.normalizer, device,
-               val=prepared.val, augment=ONLINE_AUGMENTATIONS.get(recipe.augment), on_epoch_end=on_epoch,
-               stop=stop, show_bar=False)
+    setup = Setup(recipe, prepared.train, prepared.normalizer, device, ONLINE_AUGMENTATIONS.get(recipe.augment), SINGLE)
+    return fit(trainee, setup, None, prepared.val, hooks=FitHooks(on_epoch_end=on_epoch), stop=stop, show_bar=False)
 
 
 def latency_ms(spec: ResNetSpec, batch: int, device: torch.device) -> float:

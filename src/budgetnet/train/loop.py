@@ -1,10 +1,15 @@
-"""Training and evaluation as plain functions: `train_one_epoch`, `evaluate`, `fit`."""
+"""Training: a step, the periodic host sync (StepMeter), an epoch, and `fit` (evaluation is in train.evaluation).
+
+An epoch is `train_step` per batch, with a `StepMeter` that reads the per-step sums from the device every
+few steps (checking for divergence and agreeing on a stop) and draws the progress bar. What the steps
+share travels in one EpochState; what never changes during a run, in one Setup.
+"""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -16,12 +21,13 @@ from budgetnet.train.batches import (ImageSet, Normalizer, augment_generator, ba
                                      train_device)
 from budgetnet.train.distributed import SINGLE, Distributed, all_sum
 from budgetnet.train.ema import WeightEMA
+from budgetnet.train.evaluation import EvalResult, evaluate
+from budgetnet.train.precision import autocast
 from budgetnet.train.recipe import Recipe
 from budgetnet.train.schedule import lr_at
 
 # an online augmentation: (uint8 images, generator, their row indices, 0-based epoch) -> uint8 images
 Augment = Callable[[torch.Tensor, torch.Generator, torch.Tensor, int], torch.Tensor]
-EVAL_BATCH = 500  # images per evaluation forward pass; memory only, results do not depend on it
 GPU_SYNC_STEPS = 50  # steps between loss reads on a GPU; a NaN is still reported at its exact step
 
 
@@ -66,20 +72,6 @@ class Interrupted(Exception):
         self.epoch, self.progress = epoch, progress
 
 
-@dataclass(frozen=True)
-class EvalResult:
-    """Mean loss, accuracy (0-1) and every prediction of one evaluation pass."""
-
-    loss: float
-    accuracy: float
-    predictions: np.ndarray = field(repr=False)  # int64 (N,) predicted class per image
-    single_view_accuracy: float | None = None  # with flip TTA, the accuracy of the unflipped view alone
-
-
-def _autocast(device: torch.device, precision: str) -> torch.autocast:
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
-
-
 def sync_interval(device: torch.device) -> int:
     """Steps between host reads of the loss: every step on CPU (free), in groups on a GPU (a read stalls it)."""
     return 1 if device.type == "cpu" else GPU_SYNC_STEPS
@@ -104,134 +96,151 @@ def _gather_states(generator: torch.Generator, dist: Distributed, device: torch.
     return torch.stack(states).cpu()
 
 
-def train_one_epoch(
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    recipe: Recipe,
-    train: ImageSet,
-    normalizer: Normalizer,
-    epoch: int,
-    device: torch.device,
-    augment: Augment | None = None,
-    progress: EpochProgress | None = None,
-    stop: StopRequest | None = None,
-    show_bar: bool = True,
-    dist: Distributed = SINGLE,
-    ema: WeightEMA | None = None,
-) -> EpochProgress:
-    """Run (or continue) one epoch of SGD on this rank's shard; raises TrainingDiverged or Interrupted."""
+@dataclass
+class Trainee:
+    """The model as trained (maybe DDP-wrapped and compiled), its plain module, optimiser and weight average."""
+
+    module: nn.Module  # the plain ResNet: its state_dict is what checkpoints hold, and what is evaluated without EMA
+    trained: nn.Module  # what the loop calls: `module`, wrapped in DDP and/or compiled as asked
+    optimizer: torch.optim.Optimizer
+    ema: WeightEMA | None = None
+
+    @property
+    def evaluated(self) -> nn.Module:
+        """The weights a run reports: the average with an EMA, else the plain module (not the DDP/compile
+        wrapper, so evaluation needs neither gradient sync nor a recompile for eval mode and odd batches)."""
+        return self.ema.module if self.ema is not None else self.module
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What every step of a run uses and no step changes: the recipe, the training rows and where it runs."""
+
+    recipe: Recipe
+    train: ImageSet
+    normalizer: Normalizer
+    device: torch.device
+    augment: Augment | None = None  # an online augmentation, None for the offline store or none
+    dist: Distributed = SINGLE
+
+
+@dataclass
+class EpochState:
+    """What the steps of one epoch share: its row order, its batches, its augmentation stream, how far it got."""
+
+    epoch: int
+    order: torch.Tensor  # this rank's row indices, in this epoch's order
+    slices: Sequence[slice]  # each step's positions within `order`
+    generator: torch.Generator | None  # the online augmentation's stream, None without one
+    progress: EpochProgress
+
+    @classmethod
+    def start(cls, setup: Setup, epoch: int, progress: EpochProgress | None) -> EpochState:
+        """The epoch's order and batches, continuing `progress` (and its augmentation stream) if given."""
+        recipe, dist = setup.recipe, setup.dist
+        progress = progress or EpochProgress(epoch)
+        order = epoch_order(len(setup.train), epoch, recipe.seed, dist.rank, dist.world_size, train_device(setup.train))
+        generator = None
+        if setup.augment is not None:
+            generator = augment_generator(recipe.seed, epoch, dist.rank)
+            if progress.augment_state is not None:
+                state = progress.augment_state
+                generator.set_state(state[dist.rank].clone() if state.dim() == 2 else state)  # a row of its own
+        return cls(epoch, order, batch_slices(len(order), recipe.batch_size), generator, progress)
+
+
+def train_step(trainee: Trainee, setup: Setup, state: EpochState, step: int) -> torch.Tensor:
+    """One SGD step on batch `step`; returns [loss x images, correct, images], left on the device."""
+    recipe, device = setup.recipe, setup.device
+    for group in trainee.optimizer.param_groups:
+        group["lr"] = lr_at(recipe, state.epoch, step, len(state.slices))
+    index = state.order[state.slices[step]]
+    images, labels = gather(setup.train, index)
+    images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
+    if state.generator is not None:
+        images = setup.augment(images, state.generator, index, state.epoch)
+    with autocast(device, recipe.precision):
+        logits = trainee.trained(setup.normalizer(images))
+    loss = F.cross_entropy(logits.float(), labels, label_smoothing=recipe.label_smoothing)
+    trainee.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    trainee.optimizer.step()
+    if trainee.ema is not None:
+        trainee.ema.update()
+    n = torch.full((), float(len(labels)), device=device)  # a fill kernel: no host-to-device copy to wait on
+    return torch.stack([loss.detach() * n, (logits.argmax(1) == labels).sum().float(), n])
+
+
+def progress_bar(setup: Setup, state: EpochState, show: bool) -> Any:
+    """The epoch's tqdm bar in steps, drawn by rank 0 only, starting where `state` got to."""
     from tqdm import tqdm
 
-    progress = progress or EpochProgress(epoch)
-    order = epoch_order(len(train), epoch, recipe.seed, dist.rank, dist.world_size, train_device(train))
-    slices = batch_slices(len(order), recipe.batch_size)
-    generator = None
-    if augment is not None:
-        generator = augment_generator(recipe.seed, epoch, dist.rank)
-        if progress.augment_state is not None:
-            state = progress.augment_state
-            generator.set_state(state[dist.rank].clone() if state.dim() == 2 else state)  # a row of its own
-    model.train()
-    bar = tqdm(total=len(slices), initial=progress.step, desc=f"epoch {epoch + 1}/{recipe.epochs}",
-               unit="step", disable=not (show_bar and dist.is_main), leave=False, dynamic_ncols=True)
-    start = time.perf_counter() - progress.seconds
-    every = sync_interval(device)
-    pending: list[torch.Tensor] = []  # per step: [loss x images, correct, images], still on the device
+    return tqdm(total=len(state.slices), initial=state.progress.step,
+                desc=f"epoch {state.epoch + 1}/{setup.recipe.epochs}", unit="step",
+                disable=not (show and setup.dist.is_main), leave=False, dynamic_ncols=True)
 
-    def settle(first_step: int) -> bool:
-        # one host read (and one all-reduce across ranks) for the steps since the last one; it also
-        # carries the stop flag, so that all ranks agree to stop at the same step. Returns that agreement.
-        rows = torch.stack(pending)
+
+class StepMeter:
+    """The periodic host sync of an epoch.
+
+    Each step's sums stay on the device until `settle` reads the steps since the last read in one
+    transfer (with several ranks, one all-reduce that also carries the stop flag, so that every rank
+    stops at the same step). It checks each step for divergence and advances the progress and the bar.
+    """
+
+    def __init__(self, setup: Setup, state: EpochState, stop: StopRequest | None, bar: Any) -> None:
+        self.setup, self.state, self.stop, self.bar = setup, state, stop, bar
+        self.every = sync_interval(setup.device)
+        self.pending: list[torch.Tensor] = []
+        self.first = state.progress.step  # the step of pending[0]
+        self.start = time.perf_counter() - state.progress.seconds
+
+    def add(self, row: torch.Tensor) -> bool:
+        """Keep one step's sums; True when a host read is due."""
+        self.pending.append(row)
+        return len(self.pending) == self.every
+
+    def settle(self) -> bool:
+        """Read the pending steps (raises TrainingDiverged at the first non-finite loss); True if all agree to stop."""
+        dist, progress = self.setup.dist, self.state.progress
+        rows = torch.stack(self.pending)
         if dist.enabled:
-            rows = torch.cat([rows, rows.new_tensor([[float(stop is not None and stop.requested), 0.0, 0.0]])])
+            rows = torch.cat([rows, rows.new_tensor([[float(self.stop is not None and self.stop.requested), 0.0, 0.0]])])
         totals = all_sum(rows, dist).tolist()
-        agreed = totals.pop()[0] > 0 if dist.enabled else None
-        pending.clear()
+        agreed = totals.pop()[0] > 0 if dist.enabled else self.stop is not None and self.stop.requested
         for offset, (loss_sum, correct, n) in enumerate(totals):
             if not np.isfinite(loss_sum):
-                bar.close()
-                raise TrainingDiverged(epoch, first_step + offset, loss_sum / n)
-            progress.step, progress.seen = first_step + offset + 1, progress.seen + int(n)
+                self.bar.close()
+                raise TrainingDiverged(self.state.epoch, self.first + offset, loss_sum / n)
+            progress.step, progress.seen = self.first + offset + 1, progress.seen + int(n)
             progress.loss_sum += loss_sum
             progress.correct += int(correct)
-        progress.seconds = time.perf_counter() - start
-        bar.update(len(totals))
-        bar.set_postfix(loss=f"{progress.loss_sum / progress.seen:.3f}", acc=f"{progress.correct / progress.seen:.3f}",
-                        img_s=f"{progress.seen / max(progress.seconds, 1e-9):.0f}")
-        return agreed if agreed is not None else (stop is not None and stop.requested)
+        self.first += len(self.pending)
+        self.pending.clear()
+        progress.seconds = time.perf_counter() - self.start
+        self.bar.update(len(totals))
+        self.bar.set_postfix(loss=f"{progress.loss_sum / progress.seen:.3f}", acc=f"{progress.correct / progress.seen:.3f}",
+                             img_s=f"{progress.seen / max(progress.seconds, 1e-9):.0f}")
+        return agreed
 
-    first = progress.step
-    for step in range(progress.step, len(slices)):
-        for group in optimizer.param_groups:
-            group["lr"] = lr_at(recipe, epoch, step, len(slices))
-        index = order[slices[step]]
-        images, labels = gather(train, index)
-        images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-        if generator is not None:
-            images = augment(images, generator, index, epoch)
-        with _autocast(device, recipe.precision):
-            logits = model(normalizer(images))
-        loss = F.cross_entropy(logits.float(), labels, label_smoothing=recipe.label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if ema is not None:
-            ema.update()
-        n = torch.full((), float(len(labels)), device=device)  # a fill kernel: no host-to-device copy to wait on
-        pending.append(torch.stack([loss.detach() * n, (logits.argmax(1) == labels).sum().float(), n]))
-        last = step + 1 == len(slices)
-        if len(pending) == every or last:
-            stop_now = settle(first)
-            first = step + 1
-            if stop_now and not last:
-                bar.close()
-                progress.augment_state = _gather_states(generator, dist, device) if generator is not None else None
-                raise Interrupted(epoch, progress)
+
+def train_one_epoch(trainee: Trainee, setup: Setup, epoch: int, progress: EpochProgress | None = None,
+                    stop: StopRequest | None = None, show_bar: bool = True) -> EpochProgress:
+    """Run (or continue) one epoch of SGD on this rank's shard; raises TrainingDiverged or Interrupted."""
+    state = EpochState.start(setup, epoch, progress)
+    trainee.trained.train()
+    bar = progress_bar(setup, state, show_bar)
+    meter = StepMeter(setup, state, stop, bar)
+    for step in range(state.progress.step, len(state.slices)):
+        due = meter.add(train_step(trainee, setup, state, step))
+        last = step + 1 == len(state.slices)
+        if (due or last) and meter.settle() and not last:
+            bar.close()
+            if state.generator is not None:
+                state.progress.augment_state = _gather_states(state.generator, setup.dist, setup.device)
+            raise Interrupted(epoch, state.progress)
     bar.close()
-    return progress
-
-
-@torch.no_grad()
-def evaluate(
-    model: nn.Module,
-    data: ImageSet,
-    normalizer: Normalizer,
-    device: torch.device,
-    precision: str = "fp32",
-    tta: bool = False,
-    batch_size: int = EVAL_BATCH,
-    dist: Distributed = SINGLE,
-) -> EvalResult:
-    """Mean cross-entropy and accuracy on `data` (summed over ranks, each taking every world_size-th image).
-
-    `tta` averages the softmax of each image and its mirror. `predictions` holds this rank's images only.
-    """
-    model.eval()
-    mine = torch.arange(dist.rank, len(data), dist.world_size)
-    totals = torch.zeros(4, dtype=torch.float64, device=device)  # loss sum, correct, images, correct unflipped
-    predictions = []
-    for start in range(0, len(mine), batch_size):
-        images, labels = gather(data, mine[start : start + batch_size])
-        images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
-        x = normalizer(images)
-        with _autocast(device, precision):
-            logits = model(x).float()
-            if tta:
-                probs = (logits.softmax(1) + model(x.flip(3)).float().softmax(1)) / 2
-        if tta:
-            loss = F.nll_loss(probs.clamp_min(1e-12).log(), labels, reduction="sum")
-            predicted = probs.argmax(1)
-        else:
-            loss = F.cross_entropy(logits, labels, reduction="sum")
-            predicted = logits.argmax(1)
-        totals += torch.stack([loss.double(), (predicted == labels).sum().double(),
-                               torch.full((), float(len(labels)), dtype=torch.float64, device=device),
-                               (logits.argmax(1) == labels).sum().double()])
-        predictions.append(predicted.cpu())
-    loss_sum, correct, count, correct_single = all_sum(totals, dist).tolist()
-    pred = torch.cat(predictions).numpy() if predictions else np.zeros(0, dtype=np.int64)
-    count = max(count, 1)
-    return EvalResult(loss_sum / count, correct / count, pred, correct_single / count if tta else None)
+    return state.progress
 
 
 def epoch_metrics(
@@ -251,62 +260,53 @@ def epoch_metrics(
         metrics.update(val_loss=val.loss, val_acc=val.accuracy)
         if val.single_view_accuracy is not None:
             metrics["val_acc_single_view"] = val.single_view_accuracy
-    metrics.update(lr=lr, seconds=seconds, images_per_s=progress.seen / max(progress.seconds, 1e-9))
+    metrics.update(lr=lr, seconds=seconds, images_per_s=progress.seen / max(progress.seconds, 1e-9),
+                   steps=progress.step)  # optimiser steps this epoch, on each rank
     return metrics
 
 
-def fit(
-    model: nn.Module,
-    optimizer: torch.optim.Optimizer,
-    recipe: Recipe,
-    train: ImageSet,
-    test: ImageSet | None,
-    normalizer: Normalizer,
-    device: torch.device,
-    val: ImageSet | None = None,
-    augment: Augment | None = None,
-    start_epoch: int = 0,
-    progress: EpochProgress | None = None,
-    on_epoch_end: Callable[[dict[str, Any]], None] | None = None,
-    on_interrupt: Callable[[Interrupted], None] | None = None,
-    stop: StopRequest | None = None,
-    show_bar: bool = True,
-    dist: Distributed = SINGLE,
-    ema: WeightEMA | None = None,
-    eval_model: nn.Module | None = None,
-) -> list[dict[str, Any]]:
-    """Train from `start_epoch` (continuing `progress` if given) to `recipe.epochs`; returns each epoch's metrics.
+@dataclass(frozen=True)
+class FitHooks:
+    """What a caller does at an epoch's end (write metrics, save) and when training is interrupted (save)."""
 
-    With an `ema`, the averaged weights are the ones evaluated and reported. Otherwise `eval_model` (default
-    `model`) is: pass the plain module when `model` is wrapped in DDP or torch.compile, so that evaluation
-    goes through neither the gradient-sync wrapper nor a recompile for eval mode and odd batch sizes.
+    on_epoch_end: Callable[[dict[str, Any]], None] | None = None
+    on_interrupt: Callable[[Interrupted], None] | None = None
+
+
+def fit(trainee: Trainee, setup: Setup, test: ImageSet | None, val: ImageSet | None = None, start_epoch: int = 0,
+        progress: EpochProgress | None = None, hooks: FitHooks = FitHooks(), stop: StopRequest | None = None,
+        show_bar: bool = True) -> list[dict[str, Any]]:
+    """Train from `start_epoch` (continuing `progress` if given) to the recipe's epochs; returns each epoch's metrics.
+
+    `trainee.evaluated` (the EMA's average, else the plain module) is what is evaluated and reported.
     With `test` None (an architecture search's proxy), the test set is never touched and only `val` is evaluated.
     """
+    recipe, dist, device = setup.recipe, setup.dist, setup.device
     history = []
-    evaluated = ema.module if ema is not None else (eval_model if eval_model is not None else model)
     if stop is not None:
         stop.armed = True
     for epoch in range(start_epoch, recipe.epochs):
         started = time.perf_counter() - (progress.seconds if progress is not None else 0.0)
         try:
-            done = train_one_epoch(model, optimizer, recipe, train, normalizer, epoch, device,
-                                   augment, progress, stop, show_bar, dist, ema)
+            done = train_one_epoch(trainee, setup, epoch, progress, stop, show_bar)
         except Interrupted as e:
-            if on_interrupt is not None:
-                on_interrupt(e)
+            if hooks.on_interrupt is not None:
+                hooks.on_interrupt(e)
             raise
         progress = None
-        lr = optimizer.param_groups[0]["lr"]
+        lr = trainee.optimizer.param_groups[0]["lr"]
         measured = (epoch + 1) % recipe.eval_every == 0 or epoch + 1 == recipe.epochs
         test_result = val_result = None
         if measured and test is not None:
-            test_result = evaluate(evaluated, test, normalizer, device, recipe.precision, recipe.tta, dist=dist)
+            test_result = evaluate(trainee.evaluated, test, setup.normalizer, device, recipe.precision, recipe.tta,
+                                   dist=dist)
         if measured and val is not None:
-            val_result = evaluate(evaluated, val, normalizer, device, recipe.precision, recipe.tta, dist=dist)
+            val_result = evaluate(trainee.evaluated, val, setup.normalizer, device, recipe.precision, recipe.tta,
+                                  dist=dist)
         metrics = epoch_metrics(done, lr, test_result, val_result, time.perf_counter() - started)
         history.append(metrics)
-        if on_epoch_end is not None:
-            on_epoch_end(metrics)
+        if hooks.on_epoch_end is not None:
+            hooks.on_epoch_end(metrics)
         if _stop_agreed(stop, dist, device) and epoch + 1 < recipe.epochs:
             raise Interrupted(epoch + 1, None)
     return history

@@ -26,3 +26,8 @@ def choose_precision(requested: str, device: torch.device, flags: frozenset[str]
     if requested == "bf16" and not native:
         warning = f"bf16 was asked for, but {where}: bf16 runs several times slower than fp32 here"
     return requested, warning, f"asked for ({where})"
+
+
+def autocast(device: torch.device, precision: str) -> torch.autocast:
+    """bf16 autocast on `device` for precision "bf16"; a no-op context for "fp32"."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")

@@ -14,7 +14,7 @@ from budgetnet.errors import DataError
 from budgetnet.rundir import RunDir
 from budgetnet.runrecord import Checkpoint
 from budgetnet.train.batches import ImageSet, Normalizer
-from budgetnet.train.loop import evaluate
+from budgetnet.train.evaluation import evaluate
 
 
 def confusion_matrix(labels: np.ndarray, predictions: np.ndarray, num_classes: int) -> np.ndarray:

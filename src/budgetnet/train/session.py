@@ -18,7 +18,7 @@ from budgetnet.rundir import RunDir
 from budgetnet.spec import ResNetSpec
 from budgetnet.train.distributed import SINGLE, Distributed, barrier, device_for, from_environment, init_process_group
 from budgetnet.train.ema import WeightEMA
-from budgetnet.train.loop import EpochProgress, Interrupted, StopRequest, fit
+from budgetnet.train.loop import EpochProgress, FitHooks, Interrupted, Setup, StopRequest, Trainee, fit
 from budgetnet.train.precision import choose_precision
 from budgetnet.train.prepare import PreparedData, check_fits, prepare_data
 from budgetnet.train.recipe import Recipe
@@ -34,6 +34,7 @@ class RunOptions:
     download: bool = False  # let the data layer fetch CIFAR-10 if the path holds none
     stop: StopRequest = field(default_factory=StopRequest)  # set by a SIGINT handler to stop cleanly
     compile: str | None = None  # torch.compile mode ("default", "reduce-overhead" = CUDA graphs, ...); None = eager
+    tensorboard: bool = False  # also write TensorBoard events into the run's tensorboard/ folder
 
 
 @dataclass(frozen=True)
@@ -68,16 +69,6 @@ def _load_data(data: Any, download: bool) -> Any:
     if data is None:
         raise BudgetnetError("no dataset given; pass --data PATH (a CIFAR-10 folder, archive or file)")
     return data  # already a CifarData
-
-
-@dataclass
-class Trainee:
-    """The model as trained (maybe DDP-wrapped and compiled), its plain module, optimiser and weight average."""
-
-    module: torch.nn.Module  # the plain ResNet: its state_dict is what checkpoints hold
-    trained: torch.nn.Module  # what the loop calls: `module`, wrapped in DDP and/or compiled as asked
-    optimizer: torch.optim.Optimizer
-    ema: WeightEMA | None
 
 
 def _checkpoint_state(arch: str, spec: ResNetSpec, recipe: Recipe, info: dict, trainee: Trainee,
@@ -146,6 +137,11 @@ def _train(run: RunDir, arch: str, spec: ResNetSpec, recipe: Recipe, prepared: P
     from budgetnet.data.augment import ONLINE_AUGMENTATIONS
 
     augment = ONLINE_AUGMENTATIONS.get(recipe.augment)  # None for the offline store and for "none"
+    events = None
+    if options.tensorboard and dist.is_main:
+        from budgetnet.train.tracking import TensorBoardLog
+
+        events = TensorBoardLog(run.tensorboard_dir, recipe)
 
     def save(epoch: int, partial: EpochProgress | None) -> None:
         if dist.is_main:  # one writer: rank 0 holds the same weights as every other rank
@@ -156,15 +152,20 @@ def _train(run: RunDir, arch: str, spec: ResNetSpec, recipe: Recipe, prepared: P
             # metrics first: a crash before the checkpoint leaves an extra line that resume trims
             run.append_metrics(metrics)
             save(metrics["epoch"], None)
+            if events is not None:  # after the checkpoint: a resumed run never logs an epoch twice
+                events.epoch_end(metrics)
             print(_epoch_line(metrics, recipe.epochs), flush=True)
 
     def on_interrupt(e: Interrupted) -> None:
         save(e.epoch, e.progress)
 
-    fit(trainee.trained, trainee.optimizer, recipe, prepared.train, prepared.test, prepared.normalizer, device,
-        val=prepared.val, augment=augment, start_epoch=start_epoch, progress=progress,
-        on_epoch_end=on_epoch_end, on_interrupt=on_interrupt, stop=options.stop,
-        show_bar=not options.quiet, dist=dist, ema=trainee.ema, eval_model=trainee.module)
+    try:
+        setup = Setup(recipe, prepared.train, prepared.normalizer, device, augment, dist)
+        fit(trainee, setup, prepared.test, prepared.val, start_epoch, progress, FitHooks(on_epoch_end, on_interrupt),
+            options.stop, show_bar=not options.quiet)
+    finally:
+        if events is not None:
+            events.close()
     barrier(dist)  # the other ranks wait for rank 0's last checkpoint before reading the run back
     return RunOutcome(run.path, run.read_metrics(), True)
 
