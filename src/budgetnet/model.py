@@ -175,8 +175,9 @@ class InferenceModel(nn.Module):
     def __init__(self, network: nn.Module, mean: tuple[float, ...], std: tuple[float, ...]) -> None:
         super().__init__()
         self.network = network
-        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+        self.mean, self.std = tuple(mean), tuple(std)
 
     def forward(self, images: Tensor) -> Tensor:
-        return self.network((images.float() / 255.0 - self.mean) / self.std)
+        from budgetnet.data.normalize import normalize
+
+        return self.network(normalize(images, self.mean, self.std))

@@ -74,9 +74,7 @@ def resolve_recipe(args: argparse.Namespace) -> Recipe:
     `--epochs` compresses or stretches the recipe's schedule along (milestones and warm-up move
     proportionally, as in `reproduce`); an explicit `--milestones` or `--warmup-epochs` is taken as given.
     """
-    from budgetnet.train.recipe import get_recipe
+    from budgetnet.train.reproduce import named_recipe
 
-    recipe = get_recipe(args.recipe)
-    if getattr(args, "epochs", None) is not None:
-        recipe = recipe.with_epochs(args.epochs)
+    recipe = named_recipe(args.recipe, getattr(args, "epochs", None))
     return recipe.replace(**{f.name: getattr(args, f.name, None) for f in flag_fields()})

@@ -65,7 +65,7 @@ def summarise(runs: Sequence[PlannedRun]) -> list[dict[str, Any]]:
         preset = get_preset(arch)
         histories = [RunDir(r.path).read_metrics() for r in runs if r.arch == arch]
         finals = [100 * h[-1]["test_acc"] for h in histories]
-        minutes = [sum(m["seconds"] for m in h) / 60 for h in histories]  # training and per-epoch evaluation
+        minutes = [sum(m["seconds"] for m in h) / 60 for h in histories]  # training and its test passes
         rows.append({
             "arch": arch,
             "params": count_params(preset.spec),
@@ -120,7 +120,7 @@ def results_markdown(rows: Sequence[dict[str, Any]], recipe: Recipe, note: str, 
         paper = "-" if r["paper_acc"] is None else f"{r['paper_acc']:.2f}"
         lines.append(f"| {r['arch']} | {r['params']:,} | {r['macs']:,} | {_acc(r)} | {paper} | {r['minutes']:.1f} |")
     recipe_text = ", ".join(f"{k}={v}" for k, v in recipe.to_dict().items() if k != "seed")
-    lines += ["", f"Recipe: {recipe_text}. Minutes: training plus the per-epoch test evaluation, mean over seeds.",
+    lines += ["", f"Recipe: {recipe_text}. Minutes: training plus its test passes, mean over seeds.",
               "",
               f"Hardware: {env.get('gpu') or env.get('cpu')} ({env.get('device')}); python {env.get('python')}, "
               f"torch {env.get('torch')}, numpy {env.get('numpy')}.", "", f"Command: `{command}`", ""]
