@@ -1,6 +1,10 @@
+import dataclasses
+
 import pytest
 import torch
+import torch.nn.functional as F
 
+from budgetnet.counts import count_macs, count_params
 from budgetnet.model import BasicBlock, build_model
 from budgetnet.presets import PRESETS
 from budgetnet.spec import ResNetSpec, StageSpec
@@ -64,3 +68,41 @@ def test_he_init_scale():
     w = model.stages[0][0].conv1.weight
     expected_std = (2.0 / (64 * 3 * 3)) ** 0.5  # kaiming normal, fan_out, ReLU gain
     assert abs(w.std().item() - expected_std) / expected_std < 0.05
+
+
+def _twins(**changes):
+    """Two models of the same weights: the plain spec and the spec with `changes`."""
+    spec = ResNetSpec((StageSpec(1, 8, 1), StageSpec(1, 16, 2, "pool")), stem_width=8)
+    plain = build_model(spec).eval()
+    changed = build_model(dataclasses.replace(spec, **changes)).eval()
+    changed.load_state_dict(plain.state_dict())
+    return plain, changed
+
+
+def test_gelu_activation_replaces_every_relu():
+    torch.manual_seed(0)
+    plain, gelu = _twins(activation="gelu")
+    x = torch.randn(2, 3, 32, 32)
+    stem = F.gelu(gelu.stem(x))
+    block = gelu.stages[0][0]
+    expected = F.gelu(block.bn2(block.conv2(F.gelu(block.bn1(block.conv1(stem))))) + stem)
+    assert torch.allclose(gelu.stages[0](stem), expected)
+    assert not torch.allclose(gelu(x), plain(x))
+
+
+def test_max_pool_head_and_logit_scale():
+    torch.manual_seed(0)
+    plain, scaled = _twins(head_pool="max", logit_scale=0.125)
+    features = torch.randn(3, 16, 8, 8)
+    assert torch.allclose(scaled.forward_head(features), 0.125 * plain.head(features.amax(dim=(2, 3))))
+    assert torch.allclose(plain.forward_head(features), plain.head(features.mean(dim=(2, 3))))
+    x = torch.randn(2, 3, 32, 32)
+    assert torch.equal(scaled.forward_head(scaled.forward_features(x)), scaled(x))
+
+
+@pytest.mark.parametrize("changes", [{"activation": "gelu"}, {"head_pool": "max"}, {"logit_scale": 0.125}])
+def test_head_and_activation_fields_add_no_parameters_and_no_macs(changes):
+    spec = PRESETS["resnet-cpu"].spec
+    changed = dataclasses.replace(spec, **changes)
+    assert count_params(changed) == count_params(spec) == build_model(changed).num_params()
+    assert count_macs(changed) == count_macs(spec)

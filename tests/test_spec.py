@@ -43,6 +43,14 @@ def test_spec_is_frozen():
         ("stem_width", 2.5, "stem_width must be an integer, got 2.5"),
         ("conv1_kernel", True, "conv1_kernel must be an integer, got True"),
         ("stem", "patchify", "stem must be one of conv, whiten, got 'patchify'"),
+        ("activation", "tanh", "activation must be one of relu, gelu, got 'tanh'"),
+        ("head_pool", "mean", "head_pool must be one of avg, max, got 'mean'"),
+        ("logit_scale", 0, "logit_scale must be positive and finite, got 0"),
+        ("logit_scale", -0.5, "logit_scale must be positive and finite, got -0.5"),
+        ("logit_scale", float("inf"), "logit_scale must be positive and finite, got inf"),
+        ("logit_scale", float("nan"), "logit_scale must be positive and finite, got nan"),
+        ("logit_scale", "0.125", "logit_scale must be a number, got '0.125'"),
+        ("logit_scale", True, "logit_scale must be a number, got True"),
     ],
 )
 def test_validation_names_field_and_value(field, value, message):
@@ -80,6 +88,14 @@ def test_specs_written_before_the_stem_and_downsample_fields_still_load():
     old = {"format": 1, "stages": [{"blocks": 1, "width": 8, "stride": 1}], "stem_width": 8}
     spec = ResNetSpec.from_dict(old)
     assert spec.stem == "conv" and spec.stages[0].downsample == "stride"
+    assert (spec.activation, spec.head_pool, spec.logit_scale) == ("relu", "avg", 1.0)
+
+
+def test_head_and_activation_fields_round_trip_through_json():
+    spec = ResNetSpec(ONE_STAGE, activation="gelu", head_pool="max", logit_scale=0.125)
+    assert ResNetSpec.from_json(spec.to_json()) == spec
+    assert json.loads(spec.to_json())["logit_scale"] == 0.125
+    assert ResNetSpec(ONE_STAGE, logit_scale=1).logit_scale == 1.0  # an integer scale is stored as a float
 
 
 def test_at_least_one_stage():

@@ -14,6 +14,9 @@ def conv(cin: int, cout: int, kernel: int, stride: int = 1) -> nn.Conv2d:
     return nn.Conv2d(cin, cout, kernel, stride=stride, padding=kernel // 2, bias=False)
 
 
+ACTIVATION_FUNCTIONS = {"relu": torch.relu, "gelu": F.gelu}  # by ResNetSpec.activation
+
+
 class ConvBN(nn.Module):
     """Conv then BatchNorm, used for the stem and projection shortcuts."""
 
@@ -42,7 +45,7 @@ class PooledShortcut(nn.Module):
 
 
 class BasicBlock(nn.Module):
-    """Two conv-BN layers with a ReLU between, added to a shortcut, then ReLU.
+    """Two conv-BN layers with an activation between, added to a shortcut, then the activation.
 
     With `pool`, conv1 runs at stride 1 and its output is max-pooled by `stride` (as in David Page's
     ResNet-9 and airbench): the conv sees every position, which a strided conv skips.
@@ -50,6 +53,7 @@ class BasicBlock(nn.Module):
 
     def __init__(self, cin: int, cout: int, stride: int, spec: ResNetSpec, pool: bool = False) -> None:
         super().__init__()
+        self.activation = ACTIVATION_FUNCTIONS[spec.activation]
         self.pool = stride if pool and stride > 1 else 1
         self.conv1 = conv(cin, cout, spec.conv1_kernel, 1 if pool else stride)
         self.bn1 = nn.BatchNorm2d(cout)
@@ -65,9 +69,9 @@ class BasicBlock(nn.Module):
         out = self.conv1(x)
         if self.pool > 1:
             out = F.max_pool2d(out, self.pool)
-        out = torch.relu(self.bn1(out))
+        out = self.activation(self.bn1(out))
         out = self.bn2(self.conv2(out))
-        return torch.relu(out + self.shortcut(x))
+        return self.activation(out + self.shortcut(x))
 
 
 class WhiteningStem(nn.Module):
@@ -138,14 +142,16 @@ class ResNet(nn.Module):
 
     def forward_features(self, x: Tensor) -> Tensor:
         """The last stage's feature map, (N, C, H, W)."""
-        x = torch.relu(self.stem(x))
+        x = ACTIVATION_FUNCTIONS[self.spec.activation](self.stem(x))
         for stage in self.stages:
             x = stage(x)
         return x
 
     def forward_head(self, features: Tensor) -> Tensor:
-        """Logits from a feature map: global average pool, then the linear head."""
-        return self.head(features.mean(dim=(2, 3)))
+        """Logits from a feature map: global average (or max) pool, the linear head, then the logit scale."""
+        pooled = features.amax(dim=(2, 3)) if self.spec.head_pool == "max" else features.mean(dim=(2, 3))
+        logits = self.head(pooled)
+        return logits * self.spec.logit_scale if self.spec.logit_scale != 1.0 else logits
 
     def forward(self, x: Tensor) -> Tensor:
         return self.forward_head(self.forward_features(x))

@@ -13,6 +13,8 @@ from budgetnet.errors import SpecError
 SPEC_FORMAT = 1  # bump when the JSON layout changes incompatibly
 STEMS = ("conv", "whiten")
 DOWNSAMPLES = ("stride", "pool")
+ACTIVATIONS = ("relu", "gelu")
+HEAD_POOLS = ("avg", "max")
 
 
 def _require_int(field: str, value: Any) -> None:
@@ -73,6 +75,9 @@ class ResNetSpec:
     skip_kernel: int = 1  # kernel size of projection shortcuts
     num_classes: int = 10  # outputs of the linear head
     in_channels: int = 3  # input image channels
+    activation: str = "relu"  # after the stem and inside every block: "relu", or "gelu" (as airbench)
+    head_pool: str = "avg"  # global pool before the head: "avg" (the paper's ResNet18), or "max" (as ResNet-9)
+    logit_scale: float = 1.0  # the head's outputs are multiplied by it (ResNet-9: 0.125, airbench: 1/9)
 
     def __post_init__(self) -> None:
         stages = self.stages
@@ -99,6 +104,13 @@ class ResNetSpec:
         _require_odd_kernel("conv2_kernel", self.conv2_kernel)
         _require_odd_kernel("skip_kernel", self.skip_kernel)
         _require_positive("num_classes", self.num_classes)
+        _require_choice("activation", self.activation, ACTIVATIONS)
+        _require_choice("head_pool", self.head_pool, HEAD_POOLS)
+        if isinstance(self.logit_scale, bool) or not isinstance(self.logit_scale, (int, float)):
+            raise SpecError(f"logit_scale must be a number, got {self.logit_scale!r}")
+        if not 0 < self.logit_scale < float("inf"):
+            raise SpecError(f"logit_scale must be positive and finite, got {self.logit_scale!r}")
+        object.__setattr__(self, "logit_scale", float(self.logit_scale))
 
     @property
     def depths(self) -> tuple[int, ...]:

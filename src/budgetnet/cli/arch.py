@@ -94,7 +94,8 @@ def run_show(args: argparse.Namespace) -> int:
     print(
         f"stem {spec.stem_width}ch {spec.stem_kernel}x{spec.stem_kernel}{whiten}{pooling}; block convs "
         f"{spec.conv1_kernel}x{spec.conv1_kernel} then {spec.conv2_kernel}x{spec.conv2_kernel}; "
-        f"skip {spec.skip_kernel}x{spec.skip_kernel}\n"
+        f"skip {spec.skip_kernel}x{spec.skip_kernel}; {spec.activation}; global {spec.head_pool} pool"
+        f"{f'; logits x {spec.logit_scale:g}' if spec.logit_scale != 1.0 else ''}\n"
     )
     print(format_table(["part", "params", "MACs"], [[g["name"], f"{g['params']:,}", f"{g['macs']:,}"] for g in info["groups"]]))
     print()

@@ -62,7 +62,9 @@ def _spec_section(arch: str, spec: ResNetSpec) -> list[str]:
              f"{'within' if params <= DEFAULT_BUDGET else 'OVER'})", f"- MACs per 32x32 image: {macs:,}",
              f"- Stem: {spec.stem_width} channels, {spec.stem_kernel}x{spec.stem_kernel} conv, stride 1",
              f"- Block convs: {spec.conv1_kernel}x{spec.conv1_kernel} then {spec.conv2_kernel}x{spec.conv2_kernel}; "
-             f"projection skips {spec.skip_kernel}x{spec.skip_kernel}", "",
+             f"projection skips {spec.skip_kernel}x{spec.skip_kernel}",
+             f"- Activation {spec.activation}; global {spec.head_pool} pool, then the linear head"
+             f"{f', logits x {spec.logit_scale:g}' if spec.logit_scale != 1.0 else ''}", "",
              "| stage | blocks | width | stride |", "|---|---|---|---|"]
     lines += [f"| {i + 1} | {s.blocks} | {s.width} | {s.stride} |" for i, s in enumerate(spec.stages)]
     return lines + ["", "Spec JSON (`spec.json`):", "", "```json", spec.to_json(), "```", ""]
