@@ -152,8 +152,9 @@ class EpochState:
 def train_step(trainee: Trainee, setup: Setup, state: EpochState, step: int) -> torch.Tensor:
     """One SGD step on batch `step`; returns [loss x images, correct, images], left on the device."""
     recipe, device = setup.recipe, setup.device
+    lr = lr_at(recipe, state.epoch, step, len(state.slices))
     for group in trainee.optimizer.param_groups:
-        group["lr"] = lr_at(recipe, state.epoch, step, len(state.slices))
+        group["lr"] = lr * group.get("lr_scale", 1.0)
     index = state.order[state.slices[step]]
     images, labels = gather(setup.train, index)
     images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)

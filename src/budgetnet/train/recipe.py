@@ -50,6 +50,9 @@ class Recipe:
                           "warm-up", choices=SCHEDULES)
     warmup_epochs: float = _flag(0.0, "epochs of linear lr warm-up from 0 (0: none)", least=0)
     nesterov: bool = _flag(False, "Nesterov momentum")
+    freeze_bn_scale: bool = _flag(False, "keep every BatchNorm scale at its initial 1 (as ResNet-9 and airbench)")
+    bn_bias_lr: float = _flag(1.0, "lr multiplier for BatchNorm biases, their weight decay per step kept as for "
+                              "the other parameters (airbench: 64)", least=0)
     ema_decay: float = _flag(0.0, "per-step decay of a weight EMA, 0 = off; with EMA the averaged weights are "
                              "evaluated, reported and exported", least=0)
     tta: bool = _flag(False, "report test (and val) accuracy with flip test-time augmentation")
@@ -79,6 +82,7 @@ class Recipe:
             (all(m > 0 for m in self.milestones), f"milestones must be positive epochs, got {list(self.milestones)}"),
             (list(self.milestones) == sorted(set(self.milestones)), "milestones must be strictly increasing"),
             (self.gamma > 0, f"gamma must be positive, got {self.gamma}"),
+            (self.bn_bias_lr > 0, f"bn bias lr must be positive, got {self.bn_bias_lr}"),
             (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}"),
             (self.schedule == "multistep" or self.warmup_epochs < self.epochs,
              f"a {self.schedule} schedule needs fewer warm-up epochs ({self.warmup_epochs}) than epochs ({self.epochs})"),

@@ -21,6 +21,7 @@ from budgetnet.train.ema import WeightEMA
 from budgetnet.train.loop import EpochProgress, FitHooks, Interrupted, Setup, StopRequest, Trainee, fit
 from budgetnet.train.precision import choose_precision
 from budgetnet.train.prepare import PreparedData, check_fits, prepare_data
+from budgetnet.train.optimizer import build_optimizer
 from budgetnet.train.recipe import Recipe
 
 
@@ -119,8 +120,7 @@ def build_trainee(spec: ResNetSpec, recipe: Recipe, device: torch.device, dist: 
     model = build_model(spec).to(device, memory_format=torch.channels_last)
     if whitening is not None:
         model.fit_whitening(whitening)  # every rank fits the same rows, so all start alike
-    optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
-                                weight_decay=recipe.weight_decay, nesterov=recipe.nesterov)
+    optimizer = build_optimizer(model, recipe)
     ema = WeightEMA(model, recipe.ema_decay) if recipe.ema_decay > 0 else None
     trained: torch.nn.Module = model
     if dist.enabled:
