@@ -8,12 +8,12 @@ import pytest
 import torch
 
 from budgetnet.checkpoint import load_checkpoint
-from budgetnet.data.augment import SHIFT, alternating_flips, shift_augment
+from budgetnet.data.augment import SHIFT, alternating_flips, cutout, online_augment, online_augmentation, shift_augment
 from budgetnet.hardware import cpu_flags, cpu_kind
 from budgetnet.model import build_model
 from budgetnet.spec import ResNetSpec, StageSpec
 from budgetnet.train.precision import choose_precision
-from budgetnet.train.recipe import RECIPES
+from budgetnet.train.recipe import RECIPES, Recipe, RecipeError
 from budgetnet.train.schedule import lr_at
 from budgetnet.train.session import RunOptions, new_run
 from test_train_fast import assert_mid_epoch_resume_is_bit_identical
@@ -77,18 +77,67 @@ def test_alternating_flips_show_every_image_both_ways_in_two_epochs():
     assert 0.45 < first.float().mean() < 0.55  # balanced, not all one way
 
 
-def test_shift_augment_is_a_reflected_translation_of_the_mirrored_image():
+@pytest.mark.parametrize("shift", [SHIFT, 4])
+def test_shift_augment_is_a_reflected_translation_of_the_mirrored_image(shift):
     images = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8)
     index = torch.arange(100, 164)
-    out = shift_augment(images, torch.Generator().manual_seed(0), index, epoch=3)
+    out = shift_augment(images, torch.Generator().manual_seed(0), index, epoch=3, shift=shift)
     assert out.dtype == torch.uint8 and out.shape == images.shape
-    assert torch.equal(out, shift_augment(images, torch.Generator().manual_seed(0), index, epoch=3))
+    assert torch.equal(out, shift_augment(images, torch.Generator().manual_seed(0), index, epoch=3, shift=shift))
     flips = alternating_flips(index, 3)
-    padded = torch.nn.functional.pad(images.float(), (SHIFT,) * 4, mode="reflect").to(torch.uint8)
+    padded = torch.nn.functional.pad(images.float(), (shift,) * 4, mode="reflect").to(torch.uint8)
+    used = set()
     for i in range(len(images)):
         source = padded[i].flip(2) if flips[i] else padded[i]
-        windows = [source[:, y:y + 32, x:x + 32] for y in range(2 * SHIFT + 1) for x in range(2 * SHIFT + 1)]
-        assert any(torch.equal(out[i], w) for w in windows), i
+        found = [(y, x) for y in range(2 * shift + 1) for x in range(2 * shift + 1)
+                 if torch.equal(out[i], source[:, y:y + 32, x:x + 32])]
+        assert found, i
+        used.update(found)
+    assert max(max(offset) for offset in used) == 2 * shift  # the whole range is used
+
+
+def test_cutout_sets_one_clipped_square_per_image_to_the_batch_mean_colour():
+    # pixels of 0 or 255 (0 or 200 in channel 1): no pixel equals a channel's mean, about 128 (100)
+    images = torch.randint(0, 2, (256, 3, 32, 32), dtype=torch.uint8) * torch.tensor([255, 200, 255],
+                                                                                    dtype=torch.uint8).view(3, 1, 1)
+    out = cutout(images, torch.Generator().manual_seed(1), size=8)
+    mean = images.float().mean(dim=(0, 2, 3)).round()
+    changed = (out != images).any(1)  # (B, 32, 32)
+    sizes = changed.sum(dim=(1, 2))
+    assert sizes.max() == 64 and (sizes < 64).any() and (sizes >= 16).all()  # 8x8, clipped at most to 4x4
+    for i in range(len(images)):
+        rows, cols = changed[i].nonzero(as_tuple=True)
+        box = changed[i, rows.min():rows.max() + 1, cols.min():cols.max() + 1]
+        assert box.all() and box.sum() == sizes[i]  # one solid rectangle
+        assert torch.equal(out[i][:, changed[i]].float(), mean.view(3, 1).expand(3, int(sizes[i])))
+    assert torch.equal(out[~changed[:, None].expand_as(out)], images[~changed[:, None].expand_as(out)])
+
+
+def test_online_augmentation_without_cutout_draws_what_it_drew_before():
+    images = torch.randint(0, 256, (32, 3, 32, 32), dtype=torch.uint8)
+    index = torch.arange(32)
+
+    def run(augment):
+        return augment(images, torch.Generator().manual_seed(5), index, 2)
+
+    assert torch.equal(run(online_augmentation("shift")), run(shift_augment))
+    assert torch.equal(run(online_augmentation("online")), run(online_augment))
+    assert online_augmentation("offline") is None and online_augmentation("none") is None
+    with_cutout = run(online_augmentation("shift", cutout_size=8))
+    assert not torch.equal(with_cutout, run(shift_augment))
+    assert ((with_cutout != run(shift_augment)).any(1).sum(dim=(1, 2)) <= 64).all()
+
+
+@pytest.mark.parametrize("changes, message", [
+    ({"shift": 4}, "needs --augment shift"),
+    ({"augment": "shift", "shift": 17}, "shift must be 0-16"),
+    ({"cutout": 8}, "cutout needs --augment online or shift"),
+    ({"augment": "online", "cutout": 33}, "cutout must be 0-32"),
+])
+def test_shift_and_cutout_values_are_checked(changes, message):
+    with pytest.raises(RecipeError, match=message):
+        Recipe(**changes)
+    assert Recipe().shift == SHIFT  # the recipe's default is the augmentation's
 
 
 def test_whitening_stem_whitens_training_patches():
@@ -128,3 +177,8 @@ def test_cpu_recipe_resume_mid_epoch_is_bit_identical(tmp_path):
     # alternating flips depend on the epoch and the row, shifts on the saved generator state
     assert_mid_epoch_resume_is_bit_identical(TINY_CPU_SPEC, tiny_cpu(), fake_cifar(n_train=96, n_test=30), tmp_path,
                                              stop_after=8)
+
+
+def test_cpu_recipe_with_wider_shifts_and_cutout_resumes_mid_epoch_bit_identically(tmp_path):
+    assert_mid_epoch_resume_is_bit_identical(TINY_CPU_SPEC, tiny_cpu(shift=4, cutout=8),
+                                             fake_cifar(n_train=96, n_test=30), tmp_path, stop_after=8)

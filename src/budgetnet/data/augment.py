@@ -9,7 +9,9 @@ and tests can check the parameters and the pixels independently.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -255,14 +257,49 @@ def alternating_flips(index: torch.Tensor, epoch: int) -> torch.Tensor:
 
 
 def shift_augment(images: torch.Tensor, generator: torch.Generator, index: torch.Tensor | None = None,
-                  epoch: int = 0) -> torch.Tensor:
-    """Alternating flips plus a random translation of up to SHIFT px per axis with reflected borders."""
+                  epoch: int = 0, shift: int = SHIFT) -> torch.Tensor:
+    """Alternating flips plus a random translation of up to `shift` px per axis with reflected borders."""
     n = len(images)
     index = torch.arange(n) if index is None else index
-    offsets = torch.randint(0, 2 * SHIFT + 1, (n, 2), generator=generator, device=generator.device)
-    padded = F.pad(images, (SHIFT, SHIFT, SHIFT, SHIFT), mode="reflect")
+    offsets = torch.randint(0, 2 * shift + 1, (n, 2), generator=generator, device=generator.device)
+    padded = F.pad(images, (shift, shift, shift, shift), mode="reflect") if shift else images
     return crop(padded, _to(offsets, images.device), alternating_flips(index, epoch).to(images.device),
                 images.shape[-1])
 
 
-ONLINE_AUGMENTATIONS = {"online": online_augment, "shift": shift_augment}  # by Recipe.augment
+def cutout(images: torch.Tensor, generator: torch.Generator, size: int) -> torch.Tensor:
+    """Each image with a size x size square set to the batch's mean colour (0 once normalised), centred on a
+    random pixel and clipped at the borders (DeVries & Taylor's cutout, as in Page's ResNet-9)."""
+    b, _, h, w = images.shape
+    centres = _to(torch.stack([torch.randint(0, h, (b,), generator=generator, device=generator.device),
+                               torch.randint(0, w, (b,), generator=generator, device=generator.device)], 1),
+                  images.device)
+    top = centres[:, 0:1] - size // 2  # (B, 1)
+    left = centres[:, 1:2] - size // 2
+    rows = torch.arange(h, device=images.device)
+    cols = torch.arange(w, device=images.device)
+    inside_rows = (rows >= top) & (rows < top + size)  # (B, h)
+    inside_cols = (cols >= left) & (cols < left + size)
+    mask = (inside_rows[:, :, None] & inside_cols[:, None, :])[:, None]  # (B, 1, h, w)
+    mean = images.float().mean(dim=(0, 2, 3)).round().to(images.dtype).view(1, -1, 1, 1)
+    return torch.where(mask, mean, images)
+
+
+ONLINE_MODES = ("online", "shift")  # Recipe.augment values drawn per batch; "offline" and "none" draw nothing
+
+
+def online_augmentation(mode: str, shift: int = SHIFT, cutout_size: int = 0) -> Callable | None:
+    """The per-batch augmentation for Recipe.augment `mode` (None for "offline" and "none"), with the shift
+    mode's largest translation and, where `cutout_size` > 0, cutout after it (its draws come last, so
+    runs without it draw exactly what they drew before cutout existed)."""
+    if mode not in ONLINE_MODES:
+        return None
+    base = online_augment if mode == "online" else partial(shift_augment, shift=shift)
+    if cutout_size == 0:
+        return base
+
+    def augment(images: torch.Tensor, generator: torch.Generator, index: torch.Tensor | None = None,
+                epoch: int = 0) -> torch.Tensor:
+        return cutout(base(images, generator, index, epoch), generator, cutout_size)
+
+    return augment

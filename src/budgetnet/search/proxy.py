@@ -54,13 +54,12 @@ def without_test(data: Any) -> Any:
 def train(spec: ResNetSpec, recipe: Recipe, prepared: PreparedData, device: torch.device,
           on_epoch: Callable[[dict[str, Any]], None], stop: StopRequest) -> list[dict[str, Any]]:
     """Train `spec` with the proxy recipe; each epoch's metrics (val_acc among them) go to `on_epoch`."""
-    from budgetnet.data.augment import ONLINE_AUGMENTATIONS
     from budgetnet.train.distributed import SINGLE
-    from budgetnet.train.session import build_trainee, whitening_images
+    from budgetnet.train.session import batch_augmentation, build_trainee, whitening_images
 
     whitening = whitening_images(prepared, device) if spec.stem == "whiten" else None
     trainee = build_trainee(spec, recipe, device, SINGLE, None, whitening)
-    setup = Setup(recipe, prepared.train, prepared.normalizer, device, ONLINE_AUGMENTATIONS.get(recipe.augment), SINGLE)
+    setup = Setup(recipe, prepared.train, prepared.normalizer, device, batch_augmentation(recipe), SINGLE)
     return fit(trainee, setup, None, prepared.val, hooks=FitHooks(on_epoch_end=on_epoch), stop=stop, show_bar=False)
 
 

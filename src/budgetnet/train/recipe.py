@@ -14,6 +14,7 @@ SCHEDULES = ("multistep", "cosine", "linear")
 PRECISIONS = ("auto", "fp32", "bf16")
 PAPER_EPOCHS = 50  # the paper's final schedule length
 PAPER_SAMPLES = 300_000  # 50k originals + 5 offline-augmented copies
+DEFAULT_SHIFT = 2  # px, as airbench; budgetnet.data.augment.SHIFT
 
 
 class RecipeError(BudgetnetError):
@@ -60,7 +61,10 @@ class Recipe:
                             "not depend on it", least=1)
     label_smoothing: float = _flag(0.0, "cross-entropy target smoothing, 0-1", least=0)
     augment: str = _flag("offline", "offline: the 6x store; online: flip+crop per batch; shift: alternating flips "
-                         "and +-2 px reflect-padded shifts per batch; none", choices=AUGMENT_MODES)
+                         "and reflect-padded shifts of up to --shift px per batch; none", choices=AUGMENT_MODES)
+    shift: int = _flag(DEFAULT_SHIFT, "largest translation in px of --augment shift, per axis", least=0)
+    cutout: int = _flag(0, "side in px of a square set to the mean colour at a random place in every training "
+                        "image, after --augment online or shift (0: off)", least=0)
     seed: int = _flag(0, "seeds init, epoch order and online augmentation (the offline store always uses seed 0)",
                       least=0)
     subset: int | None = _flag(None, "train on the first N original training images only (default: all)", least=1)
@@ -91,6 +95,12 @@ class Recipe:
             (self.warmup_epochs >= 0, f"warm-up epochs must be non-negative, got {self.warmup_epochs}"),
             (0 <= self.label_smoothing < 1, f"label smoothing must be in [0, 1), got {self.label_smoothing}"),
             (self.augment in AUGMENT_MODES, f"augment must be one of {', '.join(AUGMENT_MODES)}, got {self.augment!r}"),
+            (0 <= self.shift <= 16, f"shift must be 0-16 px, got {self.shift}"),
+            (self.shift == DEFAULT_SHIFT or self.augment == "shift",
+             f"a shift of {self.shift} px needs --augment shift, got {self.augment!r}"),
+            (0 <= self.cutout <= 32, f"cutout must be 0-32 px, got {self.cutout}"),
+            (self.cutout == 0 or self.augment in ("online", "shift"),
+             f"cutout needs --augment online or shift, got {self.augment!r}"),
             (self.subset is None or self.subset >= 1, f"subset must be at least 1, got {self.subset}"),
             (self.val_split >= 0, f"val split must be non-negative, got {self.val_split}"),
             (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,12 +132,17 @@ def build_trainee(spec: ResNetSpec, recipe: Recipe, device: torch.device, dist: 
     return Trainee(model, trained, optimizer, ema)
 
 
+def batch_augmentation(recipe: Recipe) -> Callable | None:
+    """The recipe's per-batch augmentation; None for the offline store and for "none"."""
+    from budgetnet.data.augment import online_augmentation
+
+    return online_augmentation(recipe.augment, recipe.shift, recipe.cutout)
+
+
 def _train(run: RunDir, arch: str, spec: ResNetSpec, recipe: Recipe, prepared: PreparedData, trainee: Trainee,
            device: torch.device, options: RunOptions, start_epoch: int, progress: EpochProgress | None,
            dist: Distributed) -> RunOutcome:
-    from budgetnet.data.augment import ONLINE_AUGMENTATIONS
-
-    augment = ONLINE_AUGMENTATIONS.get(recipe.augment)  # None for the offline store and for "none"
+    augment = batch_augmentation(recipe)
     events = None
     if options.tensorboard and dist.is_main:
         from budgetnet.train.tracking import TensorBoardLog
