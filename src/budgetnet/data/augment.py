@@ -285,17 +285,12 @@ def cutout(images: torch.Tensor, generator: torch.Generator, size: int) -> torch
     return torch.where(mask, mean, images)
 
 
-ONLINE_MODES = ("online", "shift")  # Recipe.augment values drawn per batch; "offline" and "none" draw nothing
-
-
 def online_augmentation(mode: str, shift: int = SHIFT, cutout_size: int = 0) -> Callable | None:
     """The per-batch augmentation for Recipe.augment `mode` (None for "offline" and "none"), with the shift
     mode's largest translation and, where `cutout_size` > 0, cutout after it (its draws come last, so
     runs without it draw exactly what they drew before cutout existed)."""
-    if mode not in ONLINE_MODES:
-        return None
-    base = online_augment if mode == "online" else partial(shift_augment, shift=shift)
-    if cutout_size == 0:
+    base = {"online": online_augment, "shift": partial(shift_augment, shift=shift)}.get(mode)
+    if base is None or cutout_size == 0:
         return base
 
     def augment(images: torch.Tensor, generator: torch.Generator, index: torch.Tensor | None = None,

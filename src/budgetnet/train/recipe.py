@@ -10,6 +10,7 @@ from typing import Any
 from budgetnet.errors import BudgetnetError
 
 AUGMENT_MODES = ("offline", "online", "shift", "none")
+BATCH_AUGMENT_MODES = ("online", "shift")  # drawn per batch; "offline" and "none" draw nothing
 SCHEDULES = ("multistep", "cosine", "linear")
 PRECISIONS = ("auto", "fp32", "bf16")
 PAPER_EPOCHS = 50  # the paper's final schedule length
@@ -99,7 +100,7 @@ class Recipe:
             (self.shift == DEFAULT_SHIFT or self.augment == "shift",
              f"a shift of {self.shift} px needs --augment shift, got {self.augment!r}"),
             (0 <= self.cutout <= 32, f"cutout must be 0-32 px, got {self.cutout}"),
-            (self.cutout == 0 or self.augment in ("online", "shift"),
+            (self.cutout == 0 or self.augment in BATCH_AUGMENT_MODES,
              f"cutout needs --augment online or shift, got {self.augment!r}"),
             (self.subset is None or self.subset >= 1, f"subset must be at least 1, got {self.subset}"),
             (self.val_split >= 0, f"val split must be non-negative, got {self.val_split}"),
