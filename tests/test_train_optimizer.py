@@ -67,8 +67,8 @@ def test_the_bias_group_steps_at_its_scaled_lr(tmp_path):
         torch.manual_seed(one_step.seed)  # the init new_run starts from
         start = build_model(TINY_CPU_SPEC)
         after = load_checkpoint(tmp_path / str(scale)).model
-        moves[scale] = (after["stages.0.0.bn1.bias"] - start.state_dict()["stages.0.0.bn1.bias"]).abs().sum()
-        conv_moved = (after["stages.0.0.conv1.weight"] - start.state_dict()["stages.0.0.conv1.weight"]).abs().sum()
+        moves[scale] = (after["stages.0.0.bn1.bias"] - start.state_dict()["stages.0.0.bn1.bias"]).abs().sum().item()
+        conv_moved = (after["stages.0.0.conv1.weight"] - start.state_dict()["stages.0.0.conv1.weight"]).abs().sum().item()
         moves[f"conv{scale}"] = conv_moved
     assert moves[1.0] > 0
     assert moves[8.0] == pytest.approx(8 * moves[1.0], rel=1e-3)
