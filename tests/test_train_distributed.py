@@ -115,3 +115,12 @@ def test_interrupted_distributed_run_resumes_to_the_same_weights(env):
     for key in a.model:
         assert torch.equal(a.model[key], b.model[key]), key
     assert [m["epoch"] for m in map(json.loads, (tmp / "split" / "metrics.jsonl").read_text().splitlines())] == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("world, expected", [("2", (7, "flushed")), ("1", (0, "flushed, returned"))])
+def test_a_worker_ends_at_once_with_its_code_and_its_output_flushed(world, expected):
+    script = ("import sys; from budgetnet.train.distributed import end_worker\n"
+              "print('flushed', end=''); end_worker(7); print(', returned', end='')")
+    done = subprocess.run([sys.executable, "-c", script], env={**os.environ, "WORLD_SIZE": world, "RANK": "1"},
+                          capture_output=True, text=True, timeout=120)
+    assert (done.returncode, done.stdout) == expected, done.stderr

@@ -78,7 +78,17 @@ def describe_os_error(e: OSError) -> tuple[str, int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the process exit code."""
+    """Run the CLI; returns the process exit code (a torchrun worker exits with it directly)."""
+    code = run_verb(argv)
+    if "torch" in sys.modules:  # a torchrun worker has imported it; other runs need not
+        from budgetnet.train.distributed import end_worker
+
+        end_worker(code)
+    return code
+
+
+def run_verb(argv: list[str] | None) -> int:
+    """Parse `argv`, run the verb, and turn each expected failure into one line and an exit code."""
     args = build_parser().parse_args(argv)
     try:
         return int(args.run(args) or 0)

@@ -164,6 +164,7 @@ def _train(run: RunDir, arch: str, spec: ResNetSpec, recipe: Recipe, prepared: P
 
     def on_interrupt(e: Interrupted) -> None:
         save(e.epoch, e.progress)
+        barrier(dist)  # every rank agreed to stop; none exits before rank 0's checkpoint is on disk
 
     try:
         setup = Setup(recipe, prepared.train, prepared.normalizer, device, augment, dist)
