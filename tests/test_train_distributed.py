@@ -117,10 +117,15 @@ def test_interrupted_distributed_run_resumes_to_the_same_weights(env):
     assert [m["epoch"] for m in map(json.loads, (tmp / "split" / "metrics.jsonl").read_text().splitlines())] == [1, 2, 3, 4]
 
 
-@pytest.mark.parametrize("world, expected", [("2", (7, "flushed")), ("1", (0, "flushed, returned"))])
-def test_a_worker_ends_at_once_with_its_code_and_its_output_flushed(world, expected):
+@pytest.mark.parametrize("torchrun_env, expected", [
+    ({"WORLD_SIZE": "2", "RANK": "1"}, (7, "flushed")),  # a worker
+    ({"WORLD_SIZE": "1", "RANK": "0"}, (0, "flushed, returned")),  # one process
+    ({"WORLD_SIZE": "two", "RANK": "1"}, (0, "flushed, returned")),  # malformed: the verb reported it already
+])
+def test_a_worker_ends_at_once_with_its_code_and_its_output_flushed(torchrun_env, expected):
     script = ("import sys; from budgetnet.train.distributed import end_worker\n"
               "print('flushed', end=''); end_worker(7); print(', returned', end='')")
-    done = subprocess.run([sys.executable, "-c", script], env={**os.environ, "WORLD_SIZE": world, "RANK": "1"},
+    buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # so an unflushed print is lost
+    done = subprocess.run([sys.executable, "-c", script], env={**buffered, **torchrun_env},
                           capture_output=True, text=True, timeout=120)
     assert (done.returncode, done.stdout) == expected, done.stderr
