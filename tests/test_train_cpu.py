@@ -13,7 +13,7 @@ from budgetnet.hardware import cpu_flags, cpu_kind
 from budgetnet.model import build_model
 from budgetnet.spec import ResNetSpec, StageSpec
 from budgetnet.train.precision import choose_precision
-from budgetnet.train.recipe import RECIPES, Recipe, RecipeError
+from budgetnet.train.recipe import AUGMENT_MODES, BATCH_AUGMENT_MODES, RECIPES, Recipe, RecipeError
 from budgetnet.train.schedule import lr_at
 from budgetnet.train.session import RunOptions, new_run
 from test_train_fast import assert_mid_epoch_resume_is_bit_identical
@@ -122,7 +122,8 @@ def test_online_augmentation_without_cutout_draws_what_it_drew_before():
 
     assert torch.equal(run(online_augmentation("shift")), run(shift_augment))
     assert torch.equal(run(online_augmentation("online")), run(online_augment))
-    assert online_augmentation("offline") is None and online_augmentation("none") is None
+    per_batch = [mode for mode in AUGMENT_MODES if online_augmentation(mode) is not None]
+    assert per_batch == list(BATCH_AUGMENT_MODES)  # the recipe's list (which cutout needs) names exactly these
     with_cutout = run(online_augmentation("shift", cutout_size=8))
     assert not torch.equal(with_cutout, run(shift_augment))
     assert ((with_cutout != run(shift_augment)).any(1).sum(dim=(1, 2)) <= 64).all()
