@@ -43,15 +43,21 @@ def test_the_help_shows_each_fields_text_and_the_papers_value(capsys: pytest.Cap
     assert "(paper: 15,25,35,45)" in text and "(paper: 32)" in text
 
 
+def _changed(base: str, changes: dict) -> Recipe:
+    if not changes.get("tta", RECIPES[base].tta):
+        changes = {**changes, "tta_shift": 0}  # shifted views need TTA
+    return RECIPES[base].replace(**changes)
+
+
 recipes = st.builds(
-    lambda base, changes: RECIPES[base].replace(**changes),
+    _changed,
     st.sampled_from(sorted(RECIPES)),
     st.fixed_dictionaries({}, optional={
         "epochs": st.integers(3, 60), "batch_size": st.integers(1, 1024), "lr": st.floats(1e-4, 2.0),
         "momentum": st.floats(0.1, 0.99), "weight_decay": st.floats(0, 1e-2), "gamma": st.floats(0.01, 1.0),
         "milestones": st.lists(st.integers(1, 60), unique=True, max_size=4).map(lambda m: tuple(sorted(m))),
         "schedule": st.just("multistep"), "nesterov": st.booleans(), "ema_decay": st.floats(0, 0.999),
-        "tta": st.booleans(), "eval_every": st.integers(1, 5), "label_smoothing": st.floats(0, 0.5),
+        "tta": st.booleans(), "tta_shift": st.integers(0, 4), "eval_every": st.integers(1, 5), "label_smoothing": st.floats(0, 0.5),
         "augment": st.sampled_from(AUGMENT_MODES), "seed": st.integers(0, 2**31), "subset": st.integers(1, 50_000),
         "val_split": st.integers(0, 5_000), "precision": st.sampled_from(PRECISIONS),
     }),

@@ -57,11 +57,22 @@ def test_train_eval_plot_end_to_end(env, capsys) -> None:
     assert sum(map(sum, result["confusion"])) == 20 and len(result["per_class_accuracy"]) == 10
     assert (run / "eval.json").is_file() and (run / "confusion.png").stat().st_size > 0
     assert main(["eval", str(run / "checkpoints" / "last.pt"), "--tta"]) == 0
-    assert "flip TTA on" in capsys.readouterr().out
+    assert "TTA flip (2 views)" in capsys.readouterr().out
+    assert main(["eval", str(run), "--tta", "--tta-shift", "1", "--json"]) == 0
+    shifted = json.loads(capsys.readouterr().out)
+    assert (shifted["tta_shift"], shifted["split"]) == (1, "test") and shifted["flip_accuracy"] is not None
+    assert main(["eval", str(run), "--split", "val"]) == 2  # trained without --val-split
+    assert "no validation split" in capsys.readouterr().err
 
     assert main(["plot", str(run)]) == 0 and (run / "curves.png").stat().st_size > 0
     assert _train(env, "run2", "--epochs", "1", "--augment", "online", "--val-split", "5") == 0
-    assert "val_acc" in json.loads((env["tmp"] / "run2" / "metrics.jsonl").read_text().splitlines()[0])
+    first = json.loads((env["tmp"] / "run2" / "metrics.jsonl").read_text().splitlines()[0])
+    capsys.readouterr()
+    assert main(["eval", str(env["tmp"] / "run2"), "--split", "val", "--json"]) == 0
+    held_out = json.loads(capsys.readouterr().out)
+    assert (held_out["split"], held_out["images"]) == ("val", 5)
+    assert held_out["accuracy"] == pytest.approx(first["val_acc"])  # the same 5 held-out images
+    assert (env["tmp"] / "run2" / "eval-val.json").is_file() and not (env["tmp"] / "run2" / "eval.json").exists()
     assert main(["plot", str(run), str(env["tmp"] / "run2"), "--out", "both.png"]) == 0
     assert (env["tmp"] / "both.png").stat().st_size > 0
 

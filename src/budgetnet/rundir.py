@@ -7,7 +7,7 @@ write into a run, named here and nowhere else, with its reader and writer.
     RUN/val_indices.json              the held-out training images (with --val-split)
     RUN/checkpoints/last.pt           the latest checkpoint
     RUN/tensorboard/                  TensorBoard events (train --tensorboard)
-    RUN/eval.json, RUN/confusion.png  budgetnet eval
+    RUN/eval.json, RUN/confusion.png  budgetnet eval (eval-val.json, confusion-val.png: eval --split val)
     RUN/curves.png                    budgetnet plot
     RUN/export/model.onnx, model.int8.onnx, quantize.json    budgetnet export and quantize
     RUN/MODEL_CARD.md                 budgetnet card
@@ -130,6 +130,13 @@ class RunDir:
         """`budgetnet eval`'s confusion matrix."""
         return self.path / "confusion.png"
 
+    def eval_paths(self, split: str = "test") -> tuple[Path, Path]:
+        """`budgetnet eval`'s result and confusion matrix on `split`: eval.json and confusion.png for the test
+        set, eval-val.json and confusion-val.png for the validation split."""
+        if split == "test":
+            return self.eval_path, self.confusion_path
+        return self.path / f"eval-{split}.json", self.path / f"confusion-{split}.png"
+
     @property
     def curves_path(self) -> Path:
         """`budgetnet plot`'s curves of this run."""
@@ -200,6 +207,15 @@ class RunDir:
     def write_val_indices(self, indices: list[int]) -> None:
         """Record which original training images were held out for validation."""
         write_record(self.val_indices_path, indices)
+
+    def read_val_indices(self) -> list[int]:
+        """The original training images this run held out, or a BudgetnetError if it held out none."""
+        indices = read_record(self.val_indices_path)
+        if not indices:
+            raise BudgetnetError(f"{self.path} has no validation split (train with --val-split N to hold images out)")
+        if not isinstance(indices, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in indices):
+            raise BudgetnetError(f"{self.val_indices_path} is not a list of image indices")
+        return indices
 
     def read_recipe(self) -> Recipe:
         """recipe.json as a recipe."""

@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from budgetnet.counts import count_macs, count_params
-from budgetnet.deploy.card import percent
+from budgetnet.deploy.card import percent, views_text
 from budgetnet.deploy.predict import Classifier
 from budgetnet.deploy.rundata import describe_source
 from budgetnet.rundir import RunDir
 from budgetnet.spec import ResNetSpec
+from budgetnet.train.recipe import tta_text
 
 RECIPE_FIELDS = ("epochs", "batch_size", "lr", "augment", "precision")  # the recipe fields the panel shows
 
@@ -45,13 +46,11 @@ def _accuracy(run: RunDir | None, epoch: int | None) -> list[tuple[str, str]]:
     entry = next((m for m in run.read_metrics() if m["epoch"] == epoch), None)
     if entry is None:
         return [("Test accuracy", f"no epoch {epoch} in {run.metrics_path}")]
-    single = entry.get("test_acc_single_view")
-    text = percent(entry["test_acc"]) + (f" with flip TTA, {percent(single)} single view" if single is not None else "")
-    rows = [("Test accuracy", f"{text} (epoch {epoch}, recorded by training)")]
+    rows = [("Test accuracy", f"{views_text(entry)} (epoch {epoch}, recorded by training)")]
     evaluation = run.read_eval()
     if evaluation and evaluation.get("epoch") == epoch:
         rows.append(("`budgetnet eval`", f"{percent(evaluation.get('accuracy'))} on {evaluation.get('images')} test "
-                                         f"images, TTA {'on' if evaluation.get('tta') else 'off'}"))
+                                         f"images, TTA {tta_text(bool(evaluation.get('tta')), evaluation.get('tta_shift') or 0)}"))
     return rows
 
 

@@ -244,6 +244,17 @@ def train_one_epoch(trainee: Trainee, setup: Setup, epoch: int, progress: EpochP
     return state.progress
 
 
+def view_metrics(split: str, result: EvalResult) -> dict[str, float]:
+    """`{split}_loss` and `{split}_acc` (the TTA figure, with TTA), plus the accuracies of fewer views: the
+    unflipped view alone (`_single_view`) and, with shifted views, the unshifted mirror pair (`_flip`)."""
+    metrics = {f"{split}_loss": result.loss, f"{split}_acc": result.accuracy}
+    if result.single_view_accuracy is not None:
+        metrics[f"{split}_acc_single_view"] = result.single_view_accuracy
+    if result.flip_accuracy is not None:
+        metrics[f"{split}_acc_flip"] = result.flip_accuracy
+    return metrics
+
+
 def epoch_metrics(
     progress: EpochProgress, lr: float, test: EvalResult | None, val: EvalResult | None, seconds: float
 ) -> dict[str, Any]:
@@ -253,14 +264,9 @@ def epoch_metrics(
         "train_loss": progress.loss_sum / max(progress.seen, 1),
         "train_acc": progress.correct / max(progress.seen, 1),
     }
-    if test is not None:
-        metrics.update(test_loss=test.loss, test_acc=test.accuracy)
-    if test is not None and test.single_view_accuracy is not None:
-        metrics["test_acc_single_view"] = test.single_view_accuracy  # test_acc is then the flip-TTA figure
-    if val is not None:
-        metrics.update(val_loss=val.loss, val_acc=val.accuracy)
-        if val.single_view_accuracy is not None:
-            metrics["val_acc_single_view"] = val.single_view_accuracy
+    for split, result in (("test", test), ("val", val)):
+        if result is not None:
+            metrics.update(view_metrics(split, result))
     metrics.update(lr=lr, seconds=seconds, images_per_s=progress.seen / max(progress.seconds, 1e-9),
                    steps=progress.step)  # optimiser steps this epoch, on each rank
     return metrics
@@ -300,10 +306,10 @@ def fit(trainee: Trainee, setup: Setup, test: ImageSet | None, val: ImageSet | N
         test_result = val_result = None
         if measured and test is not None:
             test_result = evaluate(trainee.evaluated, test, setup.normalizer, device, recipe.precision, recipe.tta,
-                                   dist=dist)
+                                   dist=dist, tta_shift=recipe.tta_shift)
         if measured and val is not None:
             val_result = evaluate(trainee.evaluated, val, setup.normalizer, device, recipe.precision, recipe.tta,
-                                  dist=dist)
+                                  dist=dist, tta_shift=recipe.tta_shift)
         metrics = epoch_metrics(done, lr, test_result, val_result, time.perf_counter() - started)
         history.append(metrics)
         if hooks.on_epoch_end is not None:
