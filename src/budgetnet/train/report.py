@@ -106,7 +106,7 @@ def evaluate_run(target: str | Path, data: str | None = None, device: str | None
     result["checkpoint"] = str(path)
     write_record(eval_path, result)
     partial = f" + {result['steps_into_next_epoch']} steps" if result["steps_into_next_epoch"] else ""
-    title = (f"{result['arch']}, epoch {result['epoch']}{partial}, {split}: {100 * result['accuracy']:.2f}% "
-             f"(TTA {tta_text(tta, tta_shift)})")
+    title = (f"{result['arch']}, epoch {result['epoch']}{partial}, {split}: {100 * result['accuracy']:.2f}%, "
+             f"TTA {tta_text(tta, tta_shift)}")
     plot_confusion(np.array(result["confusion"]), result["classes"], confusion_path, title)
     return RunEvaluation(result, run, data_path)
