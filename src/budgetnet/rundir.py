@@ -297,9 +297,9 @@ class RunDir:
         sweep_stale_temps(self.path)
         return load_checkpoint(self.checkpoint, needs=FOR_RESUME)
 
-    def write_eval(self, result: dict[str, Any]) -> None:
-        """Write eval.json."""
-        write_record(self.eval_path, result)
+    def write_eval(self, result: dict[str, Any], split: str = "test") -> None:
+        """Write eval.json (eval-val.json for the validation split)."""
+        write_record(self.eval_paths(split)[0], result)
 
     def read_eval(self) -> dict[str, Any] | None:
         """eval.json, or None before `budgetnet eval` ran."""

@@ -17,7 +17,8 @@ def register(verbs: argparse._SubParsersAction) -> None:
     p.add_argument("--data", help="test data (default: the dataset recorded in the run's data.json)")
     p.add_argument("--tta", action="store_true", help="flip test-time augmentation: average image and mirror")
     p.add_argument("--tta-shift", type=tta_shift, default=0, metavar="PX",
-                   help=f"with --tta, also average both views moved diagonally by +-PX px (6 views; 1-{MAX_TTA_SHIFT})")
+                   help=f"with --tta, also average both views moved diagonally by +-PX px: 6 views (0-{MAX_TTA_SHIFT}; "
+                        "default 0, flip only)")
     p.add_argument("--split", choices=("test", "val"), default="test",
                    help="test: the test set (default); val: the training images the run held out with --val-split")
     p.add_argument("--json", action="store_true", help="print the result as JSON")

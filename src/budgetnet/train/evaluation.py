@@ -82,7 +82,7 @@ def evaluate(
             probs = _mean_probs(logits)
             loss = F.nll_loss(probs.clamp_min(1e-12).log(), labels, reduction="sum")
             predicted = probs.argmax(1)
-            pair = _mean_probs(logits[:2]).argmax(1)
+            pair = _mean_probs(logits[:2]).argmax(1) if tta_shift else predicted
         else:
             loss = F.cross_entropy(logits[0], labels, reduction="sum")
             predicted = pair = logits[0].argmax(1)

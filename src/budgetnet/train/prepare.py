@@ -37,6 +37,11 @@ def choose_val(originals: int, count: int, seed: int) -> np.ndarray:
     return np.sort(torch.randperm(originals, generator=generator)[:count].numpy())
 
 
+def held_out_set(data: Any, indices: np.ndarray) -> ImageSet:
+    """The original training images at `indices` (a run's validation split), as their own row set."""
+    return ImageSet(np.ascontiguousarray(data.train_images[indices]), np.asarray(data.train_labels[indices]))
+
+
 def check_fits(spec: ResNetSpec, data: Any) -> None:
     """Before any training or store building: the spec's classes and input channels are the data's."""
     classes, channels = len(data.classes), data.train_images.shape[1]
@@ -72,7 +77,7 @@ def prepare_data(data: Any, recipe: Recipe, device: torch.device, progress: bool
         train = ImageSet(images, labels, rows)
     val = None
     if len(val_idx):
-        val = ImageSet(np.ascontiguousarray(data.train_images[val_idx]), np.asarray(data.train_labels[val_idx]))
+        val = held_out_set(data, val_idx)
     info = {
         "classes": list(data.classes),
         "mean": [float(m) for m in mean],

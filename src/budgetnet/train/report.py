@@ -12,10 +12,11 @@ import torch
 
 from budgetnet.checkpoint import FOR_INFERENCE, load_checkpoint, model_from_checkpoint, resolve_checkpoint
 from budgetnet.errors import DataError
-from budgetnet.rundir import RunDir, write_record
+from budgetnet.rundir import RunDir
 from budgetnet.runrecord import Checkpoint
 from budgetnet.train.batches import ImageSet, Normalizer
 from budgetnet.train.evaluation import evaluate
+from budgetnet.train.prepare import held_out_set
 from budgetnet.train.recipe import tta_text
 
 
@@ -37,8 +38,7 @@ def evaluate_checkpoint(checkpoint: Checkpoint, data: Any, device: torch.device,
     model = model_from_checkpoint(checkpoint).to(device, memory_format=torch.channels_last)
     precision = checkpoint.recipe.precision if checkpoint.recipe is not None else "fp32"
     result = evaluate(model, rows, Normalizer(info.mean, info.std), device, precision, tta, tta_shift=tta_shift)
-    labels = rows.labels.cpu().numpy() if torch.is_tensor(rows.labels) else np.asarray(rows.labels)
-    matrix = confusion_matrix(labels, result.predictions, len(classes))
+    matrix = confusion_matrix(rows.labels, result.predictions, len(classes))
     totals = matrix.sum(axis=1)
     per_class = {c: (float(matrix[i, i] / totals[i]) if totals[i] else None) for i, c in enumerate(classes)}
     return {
@@ -51,7 +51,7 @@ def evaluate_checkpoint(checkpoint: Checkpoint, data: Any, device: torch.device,
         "split": "test" if val_indices is None else "val",
         "tta": tta,
         "tta_shift": tta_shift,
-        "images": int(len(labels)),
+        "images": len(rows),
         "loss": result.loss,
         "accuracy": result.accuracy,
         "single_view_accuracy": result.single_view_accuracy,
@@ -68,7 +68,7 @@ def _held_out(data: Any, indices: list[int]) -> ImageSet:
     if idx.ndim != 1 or len(idx) == 0 or idx.min() < 0 or idx.max() >= len(data.train_labels):
         raise DataError(f"the run's validation indices do not fit the {len(data.train_labels):,} training images "
                         "of this dataset")
-    return ImageSet(np.ascontiguousarray(data.train_images[idx]), np.asarray(data.train_labels[idx]))
+    return held_out_set(data, idx)
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ def evaluate_run(target: str | Path, data: str | None = None, device: str | None
     result = evaluate_checkpoint(checkpoint, load_cifar(data_path, download=download), pick_device(device), tta,
                                  tta_shift, val_indices)
     result["checkpoint"] = str(path)
-    write_record(eval_path, result)
+    run.write_eval(result, split)
     partial = f" + {result['steps_into_next_epoch']} steps" if result["steps_into_next_epoch"] else ""
     title = (f"{result['arch']}, epoch {result['epoch']}{partial}, {split}: {100 * result['accuracy']:.2f}%, "
              f"TTA {tta_text(tta, tta_shift)}")
