@@ -52,9 +52,9 @@ def test_a_format_1_checkpoint_loads_as_typed_records(tmp_path: Path) -> None:
                                        None, 0, 64)
     assert checkpoint.data.source_path == "/data/cifar" and checkpoint.data.fingerprint == "abc"
     assert checkpoint.epoch == 1 and checkpoint.steps_into_next_epoch == 0 and checkpoint.weights is checkpoint.model
-    state = checkpoint.to_state()  # back to the same plain entries, key for key
-    assert {k: v for k, v in raw.items() if k not in ("kind", "version", "model", "optimizer", "rng")} == \
-        {k: v for k, v in state.items() if k not in ("model", "optimizer", "rng")}
+    state = checkpoint.to_state()  # back to the same plain entries, key for key, plus entries added since
+    assert {**{k: v for k, v in raw.items() if k not in ("kind", "version", "model", "optimizer", "rng")},
+            "lookahead": None} == {k: v for k, v in state.items() if k not in ("model", "optimizer", "rng")}
     assert json.dumps(checkpoint.data.to_dict()) == json.dumps(DATA)  # data.json's keys, in data.json's order
 
 
@@ -83,6 +83,7 @@ def _saved(run_dir: Path, state: dict) -> Path:
     ("epoch", "1", "its 'epoch' entry is not an integer"),
     ("arch", 3, "its 'arch' entry is not a string"),
     ("ema", {"updates": 3}, "its 'ema' entry holds no weights"),
+    ("lookahead", [1, 2], "its 'lookahead' entry is not a dict"),
     ("model", [1, 2], "its 'model' entry is not a dict"),
 ])
 def test_a_damaged_entry_is_one_line_naming_it(entry, value, expected, tmp_path, capsys) -> None:

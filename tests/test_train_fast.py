@@ -7,9 +7,11 @@ import math
 import pytest
 import torch
 
-from budgetnet.checkpoint import load_checkpoint, model_from_checkpoint
-from budgetnet.train.ema import WeightEMA
-from budgetnet.train.recipe import RECIPES
+from budgetnet.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from budgetnet.errors import BudgetnetError
+from budgetnet.rundir import RunDir
+from budgetnet.train.ema import LOOKAHEAD_DECAY, Lookahead, WeightEMA
+from budgetnet.train.recipe import RECIPES, RecipeError
 from budgetnet.train.schedule import lr_at
 from budgetnet.train.session import RunOptions, new_run, resume_run
 from test_train_core import StopAtStep
@@ -88,3 +90,63 @@ def test_compiled_training_saves_plain_weights(tmp_path):
     state = load_checkpoint(tmp_path / "run")
     assert not any(key.startswith("_orig_mod") for key in state.model)  # loadable without torch.compile
     model_from_checkpoint(state)
+
+
+def test_lookahead_syncs_every_period_with_a_growing_share_and_ends_on_the_slow_weights():
+    model = torch.nn.Linear(1, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(0.0)
+    lookahead = Lookahead(model, period=2)
+    total = 10
+
+    def step_to(value: float, step: int) -> float:
+        with torch.no_grad():
+            model.weight.fill_(value)
+        lookahead.after_step(step, total)
+        return model.weight.item()
+
+    assert step_to(1.0, 1) == 1.0  # no sync between periods: the trained weight stays
+    kept = LOOKAHEAD_DECAY ** 2 * (2 / 10) ** 3
+    assert step_to(1.0, 2) == pytest.approx(1 - kept)  # slow 0 pulled towards 1, and training restarts there
+    slow = 1 - kept
+    kept8 = LOOKAHEAD_DECAY ** 2 * (8 / 10) ** 3
+    assert lookahead.kept_share(8, total) == pytest.approx(kept8) and kept8 > kept  # later syncs keep more
+    assert step_to(5.0, 8) == pytest.approx(kept8 * slow + (1 - kept8) * 5.0)
+    slow = kept8 * slow + (1 - kept8) * 5.0
+    assert step_to(9.0, 10) == pytest.approx(slow)  # the last step takes the slow weights, whatever was trained
+    restored = Lookahead(model, period=2)
+    restored.load_state_dict(lookahead.state_dict())
+    assert torch.equal(restored.slow["weight"], lookahead.slow["weight"])
+    with pytest.raises(ValueError, match="do not match"):
+        Lookahead(torch.nn.Linear(1, 1), period=2).load_state_dict(lookahead.state_dict())
+
+
+def test_lookahead_run_resumes_mid_epoch_bit_identically_and_differs_from_one_without(tmp_path):
+    recipe = tiny_fast(lookahead=2)
+    data = fake_cifar()
+    assert_mid_epoch_resume_is_bit_identical(TINY_SPEC, recipe, data, tmp_path, stop_after=5)
+    state = load_checkpoint(tmp_path / "straight")
+    slow = state.lookahead["slow"]
+    assert set(slow) < set(state.model) and not any("running" in name for name in slow)  # parameters only
+    for name, tensor in slow.items():  # the run ends on the slow weights
+        assert torch.equal(tensor, state.model[name]), name
+    new_run(TINY_SPEC, tiny_fast(), data, tmp_path / "plain", options=QUIET)
+    plain = load_checkpoint(tmp_path / "plain")
+    assert plain.lookahead is None and not torch.equal(plain.model["head.weight"], state.model["head.weight"])
+
+
+def test_lookahead_must_be_a_step_count():
+    with pytest.raises(RecipeError, match="lookahead must be 0"):
+        tiny_fast(lookahead=-1)
+
+
+def test_resuming_a_lookahead_run_without_its_slow_weights_is_one_error(tmp_path):
+    data = fake_cifar()
+    with pytest.raises(Exception, match="interrupted"):
+        new_run(TINY_SPEC, tiny_fast(lookahead=2), data, tmp_path / "run",
+                options=RunOptions(quiet=True, stop=StopAtStep(5)))
+    path = RunDir(tmp_path / "run").checkpoint
+    state = torch.load(path, weights_only=True)
+    save_checkpoint(path, {k: v for k, v in state.items() if k not in ("kind", "version", "lookahead")})
+    with pytest.raises(BudgetnetError, match="cannot resume .*lookahead weights do not match"):
+        resume_run(tmp_path / "run", data=data, options=QUIET)

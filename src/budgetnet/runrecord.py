@@ -86,6 +86,7 @@ class Checkpoint:
     partial: dict[str, Any] | None = None  # progress into the next epoch of a checkpoint saved on Ctrl-C
     optimizer: dict[str, Any] | None = None  # the optimiser's state dict
     ema: dict[str, Any] | None = None  # the weight average: {"module": state dict, "updates": count}
+    lookahead: dict[str, Any] | None = None  # Lookahead's slow weights: {"slow": {parameter name: tensor}}
     rng: dict[str, Any] | None = None  # the global RNG states, as tensors
     world_size: int = 1  # processes that trained it: data shards and the global batch depend on it
     schedule: dict[str, Any] | None = None  # epoch, step and lr when saved: a record, not state to restore
@@ -115,7 +116,7 @@ class Checkpoint:
             raise ValueError(f"it lacks {', '.join(map(repr, missing))}")
         fields = {f.name for f in dataclasses.fields(cls)}
         entries = {k: v for k, v in state.items() if k in fields and v is not None}
-        for key in ("model", "partial", "optimizer", "ema", "rng", "schedule"):
+        for key in ("model", "partial", "optimizer", "ema", "lookahead", "rng", "schedule"):
             if not isinstance(entries.get(key, {}), dict):
                 raise ValueError(f"its {key!r} entry is not a dict")
         if "ema" in entries and not isinstance(entries["ema"].get("module"), dict):

@@ -20,7 +20,7 @@ from torch import nn
 from budgetnet.train.batches import (ImageSet, Normalizer, augment_generator, batch_slices, epoch_order, gather,
                                      train_device)
 from budgetnet.train.distributed import SINGLE, Distributed, all_sum
-from budgetnet.train.ema import WeightEMA
+from budgetnet.train.ema import Lookahead, WeightEMA
 from budgetnet.train.evaluation import EvalResult, evaluate
 from budgetnet.train.precision import autocast
 from budgetnet.train.recipe import Recipe
@@ -104,6 +104,7 @@ class Trainee:
     trained: nn.Module  # what the loop calls: `module`, wrapped in DDP and/or compiled as asked
     optimizer: torch.optim.Optimizer
     ema: WeightEMA | None = None
+    lookahead: Lookahead | None = None
 
     @property
     def evaluated(self) -> nn.Module:
@@ -166,6 +167,9 @@ def train_step(trainee: Trainee, setup: Setup, state: EpochState, step: int) -> 
     trainee.optimizer.zero_grad(set_to_none=True)
     loss.backward()
     trainee.optimizer.step()
+    if trainee.lookahead is not None:
+        steps = len(state.slices)
+        trainee.lookahead.after_step(state.epoch * steps + step + 1, recipe.epochs * steps)
     if trainee.ema is not None:
         trainee.ema.update()
     n = torch.full((), float(len(labels)), device=device)  # a fill kernel: no host-to-device copy to wait on

@@ -65,6 +65,8 @@ class Recipe:
                               "the other parameters (airbench: 64)", least=0)
     ema_decay: float = _flag(0.0, "per-step decay of a weight EMA, 0 = off; with EMA the averaged weights are "
                              "evaluated, reported and exported", least=0)
+    lookahead: int = _flag(0, "Lookahead: every N steps the weights move to a slow copy pulled towards them, "
+                           "that copy keeping a share growing to 0.95**N by the end (airbench: 5); 0 = off", least=0)
     tta: bool = _flag(False, "report test (and val) accuracy with flip test-time augmentation")
     tta_shift: int = _flag(0, "with --tta, also average both views moved diagonally by +-N px, reflect-padded: 6 "
                            "views, the unshifted pair weighing half (0: flip only)", least=0)
@@ -102,6 +104,7 @@ class Recipe:
             (self.schedule == "multistep" or self.warmup_epochs < self.epochs,
              f"a {self.schedule} schedule needs fewer warm-up epochs ({self.warmup_epochs}) than epochs ({self.epochs})"),
             (0 <= self.ema_decay < 1, f"ema decay must be in [0, 1), got {self.ema_decay}"),
+            (self.lookahead >= 0, f"lookahead must be 0 (off) or a number of steps, got {self.lookahead}"),
             (not self.nesterov or self.momentum > 0, "nesterov momentum needs a momentum above 0"),
             (self.warmup_epochs >= 0, f"warm-up epochs must be non-negative, got {self.warmup_epochs}"),
             (0 <= self.label_smoothing < 1, f"label smoothing must be in [0, 1), got {self.label_smoothing}"),

@@ -18,7 +18,7 @@ from budgetnet.presets import resolve_spec
 from budgetnet.rundir import RunDir
 from budgetnet.spec import ResNetSpec
 from budgetnet.train.distributed import SINGLE, Distributed, barrier, device_for, from_environment, init_process_group
-from budgetnet.train.ema import WeightEMA
+from budgetnet.train.ema import Lookahead, WeightEMA
 from budgetnet.train.loop import EpochProgress, FitHooks, Interrupted, Setup, StopRequest, Trainee, fit
 from budgetnet.train.precision import choose_precision
 from budgetnet.train.prepare import PreparedData, check_fits, prepare_data
@@ -90,6 +90,7 @@ def _checkpoint_state(arch: str, spec: ResNetSpec, recipe: Recipe, info: dict, t
         "rng": rng_state(),
         # with EMA, the averaged weights are the reported model (budgetnet.checkpoint loads them first)
         "ema": trainee.ema.state_dict() if trainee.ema is not None else None,
+        "lookahead": trainee.lookahead.state_dict() if trainee.lookahead is not None else None,
         "world_size": world_size,  # the shards and the global batch depend on it
     }
 
@@ -114,7 +115,7 @@ def whitening_images(prepared: PreparedData, device: torch.device) -> torch.Tens
 
 def build_trainee(spec: ResNetSpec, recipe: Recipe, device: torch.device, dist: Distributed,
            compile_mode: str | None, whitening: torch.Tensor | None = None) -> Trainee:
-    """The model, optimiser and EMA; a whitening stem is fitted on `whitening` (a resumed run loads it instead)."""
+    """The model, optimiser, EMA and Lookahead; a whitening stem is fitted on `whitening` (a resumed run loads it instead)."""
     from budgetnet.model import build_model
 
     torch.manual_seed(recipe.seed)  # the only global seeding: weight init draws from the default generator
@@ -123,13 +124,14 @@ def build_trainee(spec: ResNetSpec, recipe: Recipe, device: torch.device, dist: 
         model.fit_whitening(whitening)  # every rank fits the same rows, so all start alike
     optimizer = build_optimizer(model, recipe)
     ema = WeightEMA(model, recipe.ema_decay) if recipe.ema_decay > 0 else None
+    lookahead = Lookahead(model, recipe.lookahead) if recipe.lookahead > 0 else None
     trained: torch.nn.Module = model
     if dist.enabled:
         # every rank starts from the same init (same seed); DDP averages gradients in backward
         trained = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
     if compile_mode is not None:
         trained = torch.compile(trained, mode=compile_mode)
-    return Trainee(model, trained, optimizer, ema)
+    return Trainee(model, trained, optimizer, ema, lookahead)
 
 
 def batch_augmentation(recipe: Recipe) -> Callable | None:
@@ -264,6 +266,11 @@ def resume_run(path: str | Path, data: Any = None, options: RunOptions = RunOpti
     trainee.optimizer.load_state_dict(saved.optimizer)
     if trainee.ema is not None:
         trainee.ema.load_state_dict(saved.ema)
+    if trainee.lookahead is not None:
+        try:
+            trainee.lookahead.load_state_dict(saved.lookahead or {})
+        except ValueError as e:
+            raise BudgetnetError(f"cannot resume {run.path}: {e}") from None
     restore_rng_state(saved.rng)
     progress = EpochProgress(**saved.partial) if saved.partial else None
     if dist.is_main:
