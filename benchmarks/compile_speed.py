@@ -1,0 +1,78 @@
+"""Training images/s of budgetnet's loop eager against torch.compile, in one run, on this machine.
+
+Both paths run `train_one_epoch` with the same recipe values as `--recipe cpu` (batch 512, Nesterov SGD,
+label smoothing, shifts with alternating flips, precision chosen by `--precision auto`), from the same
+initial weights, over random uint8 images (speed does not depend on their content). The compiled path's
+first steps, where torch.compile traces and builds its kernels, are timed apart and excluded from its rate.
+
+    python benchmarks/compile_speed.py [--arch resnet-cpu] [--batch 512] [--steps 6] [--warmup 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+
+import numpy as np
+import torch
+
+from budgetnet.data.augment import online_augmentation
+from budgetnet.hardware import cpu_flags, cpu_kind, cpu_model
+from budgetnet.model import build_model
+from budgetnet.presets import resolve_spec
+from budgetnet.train.batches import ImageSet, Normalizer
+from budgetnet.train.loop import Setup, Trainee, train_one_epoch
+from budgetnet.train.precision import choose_precision
+from budgetnet.train.recipe import get_recipe
+
+MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)  # fixed here: speed does not depend on them
+
+
+def images_per_second(model: torch.nn.Module, compiled: bool, images: np.ndarray, labels: np.ndarray,
+                      batch: int, steps: int, warmup: int, precision: str) -> tuple[float, float]:
+    """(seconds of the `warmup` untimed steps, images/s of the next `steps`) for one path."""
+    model = model.to(memory_format=torch.channels_last)
+    recipe = get_recipe("cpu").replace(batch_size=batch, epochs=1, warmup_epochs=0.0, precision=precision)
+    optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
+                                nesterov=recipe.nesterov, weight_decay=recipe.weight_decay)
+    trained = torch.compile(model) if compiled else model
+    trainee = Trainee(model, trained, optimizer)
+    rates = []
+    for part, count in enumerate((warmup, steps)):
+        rows = np.arange(batch * count) + (batch * warmup if part else 0)
+        setup = Setup(recipe, ImageSet(images, labels, rows=rows), Normalizer(MEAN, STD), torch.device("cpu"),
+                      augment=online_augmentation("shift"))
+        start = time.perf_counter()
+        done = train_one_epoch(trainee, setup, part, show_bar=False)
+        rates.append((time.perf_counter() - start, done.seen / done.seconds))
+    return rates[0][0], rates[1][1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", default="resnet-cpu")
+    parser.add_argument("--batch", type=int, default=512)
+    parser.add_argument("--steps", type=int, default=6, help="timed training steps per path")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (compilation happens here)")
+    args = parser.parse_args()
+    precision, _, why = choose_precision("auto", torch.device("cpu"))
+    _, spec = resolve_spec(args.arch)
+    rng = np.random.default_rng(0)
+    n = args.batch * (args.steps + args.warmup)
+    images = rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8)
+    labels = rng.integers(0, 10, n).astype(np.int64)
+    torch.manual_seed(0)
+    initial = build_model(spec)
+    results = {name: images_per_second(copy.deepcopy(initial), name == "compiled", images, labels, args.batch,
+                                       args.steps, args.warmup, precision) for name in ("eager", "compiled")}
+    print(f"{args.arch}, batch {args.batch}, {args.steps} timed steps after {args.warmup}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, {precision} ({why})")
+    print(f"CPU: {cpu_model()}, {cpu_kind(cpu_flags())}")
+    for name, (warm_seconds, rate) in results.items():
+        print(f"{name:>8}: {rate:6.1f} images/s (first {args.warmup} steps: {warm_seconds:.1f} s)")
+    print(f"compiled / eager: {results['compiled'][1] / results['eager'][1]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
