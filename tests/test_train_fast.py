@@ -92,6 +92,14 @@ def test_compiled_training_saves_plain_weights(tmp_path):
     model_from_checkpoint(state)
 
 
+def step_to_with(lookahead: Lookahead, value: float, step: int, total: int) -> float:
+    """Set the model's one weight to `value` as if a step had trained it there, then let Lookahead act."""
+    with torch.no_grad():
+        lookahead.source.weight.fill_(value)
+    lookahead.after_step(step, total)
+    return lookahead.source.weight.item()
+
+
 def test_lookahead_syncs_every_period_with_a_growing_share_and_ends_on_the_slow_weights():
     model = torch.nn.Linear(1, 1, bias=False)
     with torch.no_grad():
@@ -114,6 +122,8 @@ def test_lookahead_syncs_every_period_with_a_growing_share_and_ends_on_the_slow_
     assert step_to(5.0, 8) == pytest.approx(kept8 * slow + (1 - kept8) * 5.0)
     slow = kept8 * slow + (1 - kept8) * 5.0
     assert step_to(9.0, 10) == pytest.approx(slow)  # the last step takes the slow weights, whatever was trained
+    short = Lookahead(model, period=5)  # a run of fewer steps than a period never synced: it keeps what it trained
+    assert short.slow["weight"].item() != 4.0 and step_to_with(short, 4.0, 3, 3) == 4.0
     restored = Lookahead(model, period=2)
     restored.load_state_dict(lookahead.state_dict())
     assert torch.equal(restored.slow["weight"], lookahead.slow["weight"])
