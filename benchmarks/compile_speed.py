@@ -23,6 +23,7 @@ from budgetnet.model import build_model
 from budgetnet.presets import resolve_spec
 from budgetnet.train.batches import ImageSet, Normalizer
 from budgetnet.train.loop import Setup, Trainee, train_one_epoch
+from budgetnet.train.optimizer import build_optimizer
 from budgetnet.train.precision import choose_precision
 from budgetnet.train.recipe import get_recipe
 
@@ -34,8 +35,7 @@ def images_per_second(model: torch.nn.Module, compiled: bool, images: np.ndarray
     """(seconds of the `warmup` untimed steps, images/s of the next `steps`) for one path."""
     model = model.to(memory_format=torch.channels_last)
     recipe = get_recipe("cpu").replace(batch_size=batch, epochs=1, warmup_epochs=0.0, precision=precision)
-    optimizer = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
-                                nesterov=recipe.nesterov, weight_decay=recipe.weight_decay)
+    optimizer = build_optimizer(model, recipe)
     trained = torch.compile(model) if compiled else model
     trainee = Trainee(model, trained, optimizer)
     rates = []
