@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import pytest
@@ -106,12 +107,7 @@ def test_lookahead_syncs_every_period_with_a_growing_share_and_ends_on_the_slow_
         model.weight.fill_(0.0)
     lookahead = Lookahead(model, period=2)
     total = 10
-
-    def step_to(value: float, step: int) -> float:
-        with torch.no_grad():
-            model.weight.fill_(value)
-        lookahead.after_step(step, total)
-        return model.weight.item()
+    step_to = functools.partial(step_to_with, lookahead, total=total)
 
     assert step_to(1.0, 1) == 1.0  # no sync between periods: the trained weight stays
     kept = LOOKAHEAD_DECAY ** 2 * (2 / 10) ** 3

@@ -60,9 +60,10 @@ class Lookahead:
     def after_step(self, step: int, total: int) -> None:
         """Sync after optimiser step `step` (1-based) of `total`, if one is due; the last step takes the slow
         weights, unless the run was too short to sync before it (their copy would still be the initial weights)."""
-        if (step < total and step % self.period) or (step >= total and total <= self.period):
+        last = step >= total
+        if (step % self.period and not last) or (last and total <= self.period):
             return
-        kept = 1.0 if step >= total else self.kept_share(step, total)
+        kept = 1.0 if last else self.kept_share(step, total)
         slow = list(self.slow.values())
         fast = [p.detach() for p in self.source.parameters()]
         torch._foreach_lerp_(slow, fast, 1 - kept)
