@@ -94,13 +94,19 @@ def postgres() -> Iterator[str]:
 
 
 def test_two_workers_on_two_search_directories_share_one_postgresql_study(data, tmp_path, postgres) -> None:
+    import optuna
+
+    from budgetnet.search import results, study
+
     # as on two machines: each worker has its own directory, the study lives in the server
     a, b = tmp_path / "machine-a" / "s", tmp_path / "machine-b" / "s"
     outputs = _finish([_worker(data, a, 2, "--storage", postgres), _worker(data, b, 2, "--storage", postgres)])
     assert not (a / "study.db").exists() and not (b / "study.db").exists()
-    # the worker that finished last wrote the union; the other may have listed a trial still running then
-    last = max((a, b), key=lambda d: (d / "trials.csv").stat().st_mtime_ns)
-    _check_union(_rows(last), 2, outputs)
+    # the server holds the union; each trials.csv is a snapshot that may list the other worker's trial as running
+    stored = optuna.load_study(study_name="s", storage=study.open_storage(study.storage_url(a, postgres)))
+    rows = results.trial_rows(stored)
+    _check_union(rows, 2, outputs)
+    assert {r["number"] for d in (a, b) for r in _rows(d)} == {str(r["number"]) for r in rows}  # the last lists all
     shown = subprocess.run([sys.executable, "-m", "budgetnet", "search", "show", str(a)], capture_output=True,
                            text=True, timeout=120)
     assert shown.returncode == 0 and "4 trials" in shown.stdout
