@@ -63,6 +63,8 @@ class Recipe:
     freeze_bn_scale: bool = _flag(False, "keep every BatchNorm scale at its initial 1 (as ResNet-9 and airbench)")
     bn_bias_lr: float = _flag(1.0, "lr multiplier for BatchNorm biases, their weight decay per step kept as for "
                               "the other parameters (airbench: 64)", least=0)
+    ghost_batch: int = _flag(0, "in training, BatchNorm normalises each run of N images of a batch on its own "
+                             "(ghost BatchNorm; Page's ResNet-9: 32 of 512); 0 = the whole batch", least=0)
     ema_decay: float = _flag(0.0, "per-step decay of a weight EMA, 0 = off; with EMA the averaged weights are "
                              "evaluated, reported and exported", least=0)
     lookahead: int = _flag(0, "Lookahead: every N steps the weights move to a slow copy pulled towards them, "
@@ -100,6 +102,7 @@ class Recipe:
             (list(self.milestones) == sorted(set(self.milestones)), "milestones must be strictly increasing"),
             (self.gamma > 0, f"gamma must be positive, got {self.gamma}"),
             (self.bn_bias_lr > 0, f"bn bias lr must be positive, got {self.bn_bias_lr}"),
+            (self.ghost_batch != 1, "a ghost batch must hold at least 2 images (0 = off), got 1"),
             (self.schedule in SCHEDULES, f"schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}"),
             (self.schedule == "multistep" or self.warmup_epochs < self.epochs,
              f"a {self.schedule} schedule needs fewer warm-up epochs ({self.warmup_epochs}) than epochs ({self.epochs})"),

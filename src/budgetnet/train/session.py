@@ -117,11 +117,14 @@ def build_trainee(spec: ResNetSpec, recipe: Recipe, device: torch.device, dist: 
            compile_mode: str | None, whitening: torch.Tensor | None = None) -> Trainee:
     """The model, optimiser, EMA and Lookahead; a whitening stem is fitted on `whitening` (a resumed run loads it instead)."""
     from budgetnet.model import build_model
+    from budgetnet.train.ghostnorm import use_ghost_batch_norm
 
     torch.manual_seed(recipe.seed)  # the only global seeding: weight init draws from the default generator
     model = build_model(spec).to(device, memory_format=torch.channels_last)
     if whitening is not None:
         model.fit_whitening(whitening)  # every rank fits the same rows, so all start alike
+    if recipe.ghost_batch:
+        use_ghost_batch_norm(model, recipe.ghost_batch)  # same state dict: checkpoints and exports are unchanged
     optimizer = build_optimizer(model, recipe)
     ema = WeightEMA(model, recipe.ema_decay) if recipe.ema_decay > 0 else None
     lookahead = Lookahead(model, recipe.lookahead) if recipe.lookahead > 0 else None
