@@ -57,3 +57,22 @@ def test_cpu_speed_json(tmp_path):
     speed = json.loads(result.stdout)
     assert speed["torch_threads"] == 1  # OMP_NUM_THREADS=1 in these runs
     assert speed["conv3x3_gflops"] == speed["conv3x3_gflops_1_thread"] > 0 and speed["thread_scaling"] == 1.0
+
+
+def test_bn_recalibration_compares_saved_and_recomputed_statistics_on_held_out_images(tmp_path):
+    write_binary_cifar(tmp_path / "data", n_per_batch=20, n_test=10)
+    TINY_SPEC.save(tmp_path / "tiny.json")
+    trained = _run(tmp_path, "-m", "budgetnet", "train", "--arch", "tiny.json", "--recipe", "cpu", "--epochs", "1",
+                   "--batch-size", "16", "--val-split", "12", "--data", "data", "--out", "run", "--quiet")
+    assert trained.returncode == 0, trained.stderr
+    result = _run(tmp_path, str(BENCHMARKS / "bn_recalibration.py"), "run", "--data", "data", "--images", "40",
+                  "--json")
+    assert result.returncode == 0, result.stderr
+    (report,) = json.loads(result.stdout)
+    assert report["val_images"] == 12 and report["recalibration_images"] == 40
+    saved, recomputed = report["as saved"], report["recomputed"]
+    for variant in (saved, recomputed, report["recomputed, shifted"]):
+        assert 0 <= variant["single_view"] <= 1 and 0 <= variant["flip_pair"] <= 1
+    assert recomputed["loss"] != saved["loss"]  # new statistics change the outputs
+    plain = _run(tmp_path, str(BENCHMARKS / "bn_recalibration.py"), "run", "--data", "data", "--images", "40")
+    assert "flip-pair gain of recomputed statistics" in plain.stdout, plain.stderr
