@@ -38,6 +38,7 @@ def recalibrate(model: nn.Module, images: ImageSet, rows: torch.Tensor, normaliz
     """Replace every BatchNorm's running statistics by the plain average over `rows` of `images` (each batch
     shifted and flipped first when `generator` is given)."""
     norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [bn.momentum for bn in norms]
     for bn in norms:
         bn.reset_running_stats()
         bn.momentum = None  # a cumulative average over every batch
@@ -48,8 +49,8 @@ def recalibrate(model: nn.Module, images: ImageSet, rows: torch.Tensor, normaliz
             batch = shift_augment(batch, generator, rows[start : start + BATCH])
         with autocast(torch.device("cpu"), precision):
             model(normalizer(batch))
-    for bn in norms:
-        bn.momentum = 0.1
+    for bn, momentum in zip(norms, momenta):
+        bn.momentum = momentum
     model.eval()
 
 
