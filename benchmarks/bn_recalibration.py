@@ -23,6 +23,7 @@ from torch import nn
 from budgetnet.checkpoint import FOR_INFERENCE, load_checkpoint, model_from_checkpoint, resolve_checkpoint
 from budgetnet.data import load_cifar
 from budgetnet.data.augment import shift_augment
+from budgetnet.errors import BudgetnetError, DataError
 from budgetnet.rundir import RunDir
 from budgetnet.train.batches import ImageSet, Normalizer, gather
 from budgetnet.train.evaluation import evaluate
@@ -60,7 +61,7 @@ def measure(run_path: str, data, images: int, seed: int) -> dict:
     checkpoint = load_checkpoint(checkpoint_path, needs=FOR_INFERENCE)
     val_rows = np.asarray(RunDir.of(checkpoint_path).read_val_indices())
     if len(val_rows) == 0:
-        raise SystemExit(f"{run_path} held nothing out: train it with --val-split")
+        raise DataError(f"{run_path} held nothing out: train it with --val-split")
     originals = checkpoint.recipe.subset or len(data.train_labels)
     train_rows = torch.from_numpy(np.setdiff1d(np.arange(originals), val_rows))
     generator = torch.Generator().manual_seed(seed)
@@ -90,8 +91,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="seeds the choice of images and their shifts")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args()
-    data = load_cifar(args.data)
-    results = [measure(run, data, args.images, args.seed) for run in args.runs]
+    try:
+        data = load_cifar(args.data)
+        results = [measure(run, data, args.images, args.seed) for run in args.runs]
+    except BudgetnetError as e:
+        parser.error(str(e))  # one line and exit code 2
     if args.json:
         print(json.dumps(results))
         return

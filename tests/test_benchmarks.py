@@ -76,3 +76,9 @@ def test_bn_recalibration_compares_saved_and_recomputed_statistics_on_held_out_i
     assert recomputed["loss"] != saved["loss"]  # new statistics change the outputs
     plain = _run(tmp_path, str(BENCHMARKS / "bn_recalibration.py"), "run", "--data", "data", "--images", "40")
     assert "flip-pair gain of recomputed statistics" in plain.stdout, plain.stderr
+
+
+def test_bn_recalibration_refuses_a_missing_run_in_one_line(tmp_path):
+    write_binary_cifar(tmp_path / "data", n_per_batch=4, n_test=4)
+    result = _run(tmp_path, str(BENCHMARKS / "bn_recalibration.py"), "no-such-run", "--data", "data")
+    assert result.returncode == 2 and "no-such-run" in result.stderr and "Traceback" not in result.stderr
