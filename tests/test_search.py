@@ -215,3 +215,4 @@ def test_the_proxy_trains_at_the_precision_train_would_choose() -> None:
     recipe = Proxy(epochs=3, subset=1000, val_split=200).recipe(torch.device("cpu"))
     assert recipe.precision == choose_precision("auto", torch.device("cpu"))[0] != "auto"
     assert (recipe.subset, recipe.val_split, recipe.ema_decay, recipe.tta) == (1200, 200, 0.0, False)
+    assert (recipe.lookahead, recipe.ghost_batch) == (0, 0)  # the cpu recipe's Lookahead and ghost BN stay out

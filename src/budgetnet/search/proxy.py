@@ -34,16 +34,18 @@ class Proxy:
     seed: int = 0  # init, order, augmentation and which images are held out
 
     def recipe(self, device: torch.device) -> Recipe:
-        """The cpu recipe shortened to `epochs` (warm-up and decay scale along), without EMA or TTA, validated every epoch.
+        """The cpu recipe shortened to `epochs` (warm-up and decay scale along), validated every epoch, without
+        weight averaging (EMA, Lookahead), ghost BatchNorm or TTA: the proxy trains as it was measured (search.md).
 
         Its "auto" precision is resolved for `device` as `budgetnet train` does: bf16 where it runs natively.
         """
         from budgetnet.train.precision import choose_precision
 
         precision, _, _ = choose_precision("auto", device)  # "auto" never warns
+        # eval_every 1: every epoch's val_acc goes to the pruner
         return named_recipe("cpu", self.epochs, subset=self.subset + self.val_split, val_split=self.val_split,
-                            seed=self.seed, batch_size=PROXY_BATCH, lr=PROXY_LR, ema_decay=0.0, tta=False,
-                            eval_every=1, precision=precision)  # every epoch's val_acc goes to the pruner
+                            seed=self.seed, batch_size=PROXY_BATCH, lr=PROXY_LR, ema_decay=0.0, lookahead=0,
+                            ghost_batch=0, tta=False, eval_every=1, precision=precision)
 
 
 def without_test(data: Any) -> Any:

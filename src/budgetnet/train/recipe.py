@@ -178,7 +178,7 @@ class Recipe:
 RECIPES: dict[str, Recipe] = {
     # section 2.2: SGD(0.9, wd 1e-4), lr 0.1 x0.1 at 15/25/35/45, 50 epochs, batch 32, 300k offline store
     "paper": Recipe(),
-    # Beyond the paper, for time-to-accuracy on one GPU (docs/fast.md): large batches with a linearly
+    # Beyond the paper, for time-to-accuracy on one GPU (docs/speed.md): large batches with a linearly
     # scaled, warmed-up lr and a cosine decay, Nesterov, label smoothing, weight EMA and flip TTA, bf16,
     # online flip+crop (fresh each epoch: at 16x fewer steps per epoch the fixed store repeats too much).
     "fast": Recipe(
