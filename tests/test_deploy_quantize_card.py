@@ -121,3 +121,14 @@ def test_reproduce_command_parses_with_the_real_train_cli(tmp_path: Path) -> Non
     args = build_parser().parse_args(argv)
     assert args.nesterov is True and args.tta is False and args.milestones == () and args.subset == 100
     assert args.arch == "approach-2a" and args.lr == recipe["lr"] and args.out == str(tmp_path / "run") + "-reproduced"
+
+
+def test_accuracy_text_names_the_views_it_averaged() -> None:
+    from budgetnet.deploy.card import views_text
+
+    six = {"test_acc": 0.9401, "test_acc_flip": 0.938, "test_acc_single_view": 0.934, "val_acc": 0.9}
+    assert views_text(six, shift=1) == "94.01% with flip + +-1 px TTA (6 views), 93.80% flip pair, 93.40% single view"
+    assert views_text(six, shift=2).startswith("94.01% with flip + +-2 px TTA (6 views), ")
+    assert views_text(six).startswith("94.01% with 6-view TTA, 93.80% flip pair")  # a card without its recipe
+    assert views_text({"test_acc": 0.9372, "test_acc_single_view": 0.9337}) == "93.72% with flip TTA, 93.37% single view"
+    assert views_text(six, "val", 1) == "90.00%"

@@ -40,13 +40,15 @@ def percent(fraction: float | None) -> str:
     return "n/a" if fraction is None else f"{100 * fraction:.2f}%"
 
 
-def views_text(entry: dict[str, Any], split: str = "test") -> str:
-    """A metrics line's accuracy on `split` with the fewer-view figures it recorded: "94.01% with 6-view TTA,
-    93.80% flip pair, 93.40% single view", "93.72% with flip TTA, 93.37% single view", or "93.37%"."""
+def views_text(entry: dict[str, Any], split: str = "test", shift: int | None = None) -> str:
+    """A metrics line's accuracy on `split` with the fewer-view figures it recorded: "94.01% with flip + +-1 px
+    TTA (6 views), 93.80% flip pair, 93.40% single view" (`shift` is the recipe's tta_shift; unknown, the
+    views are only counted), "93.72% with flip TTA, 93.37% single view", or "93.37%"."""
     text = percent(entry.get(f"{split}_acc"))
     single, flip = entry.get(f"{split}_acc_single_view"), entry.get(f"{split}_acc_flip")
     if flip is not None:
-        return f"{text} with 6-view TTA, {percent(flip)} flip pair, {percent(single)} single view"
+        views = f"flip + +-{shift} px TTA (6 views)" if shift else "6-view TTA"
+        return f"{text} with {views}, {percent(flip)} flip pair, {percent(single)} single view"
     return text + (f" with flip TTA, {percent(single)} single view" if single is not None else "")
 
 
@@ -98,12 +100,13 @@ def _files_section(run: RunDir, checkpoint_sha: str) -> list[str]:
     return lines + [""] + notes + ([""] if notes else [])
 
 
-def _results_section(run: RunDir, out_dir: Path, metrics: list[dict[str, Any]], evaluation: Any) -> list[str]:
+def _results_section(run: RunDir, out_dir: Path, metrics: list[dict[str, Any]], evaluation: Any,
+                     shift: int | None) -> list[str]:
     last = metrics[-1]
     lines = ["## Results", "", f"- Final-epoch test accuracy (epoch {last['epoch']}, the last checkpoint; no epoch "
-             f"chosen on the test set): **{views_text(last)}**"]
+             f"chosen on the test set): **{views_text(last, shift=shift)}**"]
     if "val_acc" in last:
-        lines.append(f"- Final-epoch validation accuracy: {views_text(last, 'val')}")
+        lines.append(f"- Final-epoch validation accuracy: {views_text(last, 'val', shift)}")
     if evaluation is None:
         return lines + ["- Per-class accuracy and confusion matrix: not measured yet. Run "
                         f"`budgetnet eval {run.path}`, then `budgetnet card {run.path}` again.", ""]
@@ -175,7 +178,7 @@ def build_card(run_dir: str | Path, out: str | Path) -> str:
               f"- Input: uint8 RGB pixels, 32x32; the model normalises them itself as (pixels/255 - mean) / std, "
               f"mean {_floats(data.mean)}, std {_floats(data.std)}",
               ""]
-    lines += _results_section(run, Path(out).parent, _metrics(run), run.read_eval())
+    lines += _results_section(run, Path(out).parent, _metrics(run), run.read_eval(), recipe.get("tta_shift"))
     lines += _quantize_section(run_dir, report)
     lines += _files_section(run, file_sha256(run.checkpoint))
     calib = report["calibration"]["images"] if report else 1000

@@ -40,13 +40,13 @@ def _recipe(recipe: dict[str, Any]) -> str:
     return f"`{recipe.get('name', '?')}`" + (f" ({shown})" if shown else "")
 
 
-def _accuracy(run: RunDir | None, epoch: int | None) -> list[tuple[str, str]]:
+def _accuracy(run: RunDir | None, epoch: int | None, shift: int | None) -> list[tuple[str, str]]:
     if run is None:
         return [("Test accuracy", "not recorded beside this file (serve its run directory to see it)")]
     entry = next((m for m in run.read_metrics() if m["epoch"] == epoch), None)
     if entry is None:
         return [("Test accuracy", f"no epoch {epoch} in {run.metrics_path}")]
-    rows = [("Test accuracy", f"{views_text(entry)} (epoch {epoch}, recorded by training)")]
+    rows = [("Test accuracy", f"{views_text(entry, shift=shift)} (epoch {epoch}, recorded by training)")]
     evaluation = run.read_eval()
     if evaluation and evaluation.get("epoch") == epoch:
         rows.append(("`budgetnet eval`", f"{percent(evaluation.get('accuracy'))} on {evaluation.get('images')} test "
@@ -70,6 +70,7 @@ def _int8(run: RunDir | None, about: dict[str, Any], checkpoint_sha: str | None)
 def model_facts(model: Classifier, model_path: str | Path) -> list[tuple[str, str]]:
     """(label, value) rows: file, architecture, parameters, MACs, recipe, data, recorded accuracy, int8 figures."""
     about = model.about
+    recipe = about.get("recipe") or {}
     spec = ResNetSpec.from_dict(about["spec"])
     file = Path(about["file"])
     kind = "PyTorch checkpoint, fp32" if model.backend == "pytorch" else f"ONNX {about.get('precision', '?')}"
@@ -84,9 +85,9 @@ def model_facts(model: Classifier, model_path: str | Path) -> list[tuple[str, st
             ("Architecture", f"`{about.get('arch') or 'custom'}`: " + ", ".join(
                 f"{s.blocks}x{s.width}" for s in spec.stages) + " (blocks x width per stage)"),
             ("Parameters", f"{count_params(spec):,}"), ("MACs per 32x32 image", f"{count_macs(spec):,}"),
-            ("Recipe", f"{_recipe(about.get('recipe') or {})}; saved at epoch {epoch}"),
+            ("Recipe", f"{_recipe(recipe)}; saved at epoch {epoch}"),
             ("Data", describe_source(about.get("data_source") or {}))]
-    return rows + _accuracy(run, epoch) + _int8(run, about, checkpoint_sha)
+    return rows + _accuracy(run, epoch, recipe.get("tta_shift")) + _int8(run, about, checkpoint_sha)
 
 
 def facts_markdown(rows: list[tuple[str, str]]) -> str:

@@ -24,24 +24,29 @@ class GhostBatchNorm2d(nn.BatchNorm2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training or len(x) <= self.ghost_size:
             return super().forward(x)
-        outputs, means, variances, counts = [], [], [], []
-        for part in x.split(self.ghost_size):
+        outputs, means, variances = [], [], []
+        parts = x.split(self.ghost_size)
+        for part in parts:
             out, mean, invstd = torch.native_batch_norm(part, self.weight, self.bias, None, None, True, 0.0, self.eps)
             outputs.append(out)
             means.append(mean.detach())
             variances.append(invstd.detach().pow(-2) - self.eps)  # the part's biased variance
-            counts.append(part.numel() // part.shape[1])
         if self.track_running_stats:
-            self._track(torch.stack(means), torch.stack(variances), torch.tensor(counts, device=x.device))
+            self._track(torch.stack(means), torch.stack(variances), len(parts[0]), len(parts[-1]), x[0, 0].numel())
         return torch.cat(outputs)
 
     @torch.no_grad()
-    def _track(self, means: torch.Tensor, variances: torch.Tensor, counts: torch.Tensor) -> None:
-        """Update the running statistics with the whole batch's, pooled from its parts' (fp32, no extra pass)."""
-        weights = (counts / counts.sum()).to(means.dtype)[:, None]
+    def _track(self, means: torch.Tensor, variances: torch.Tensor, first: int, last: int, pixels: int) -> None:
+        """Update the running statistics with the whole batch's, pooled from its parts' (fp32, no extra pass).
+
+        Every part holds `first` images but the last, which holds `last`; the weights are built on the
+        statistics' device from these Python numbers, so a GPU step makes no host copy or sync here."""
+        weights = torch.full((len(means), 1), float(first), dtype=means.dtype, device=means.device)
+        weights[-1] = float(last)
+        weights /= first * (len(means) - 1) + last
         mean = (weights * means).sum(0)
         biased = (weights * (variances + (means - mean) ** 2)).sum(0)
-        total = int(counts.sum())
+        total = (first * (len(means) - 1) + last) * pixels
         self.num_batches_tracked += 1
         factor = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
         self.running_mean.lerp_(mean, factor)
