@@ -128,6 +128,16 @@ def test_resnet_cpu_counts_by_hand():
     assert count_params(spec) == 4_984_154 <= DEFAULT_BUDGET
 
 
+def test_resnet_cpu_small_counts_by_hand():
+    spec = PRESETS["resnet-cpu-small"].spec
+    layers = {layer.name: layer for layer in layer_counts(spec)}
+    assert layers["stages.0.0.conv1"].macs == 24 * 64 * 9 * 31 * 31  # the 31x31 stem output, convolved before the pool
+    assert layers["stages.1.0.conv2"].params == 256 * 256 * 9 and layers["stages.1.0.conv2"].out_shape == (256, 7, 7)
+    assert layers["stages.2.0.shortcut.conv"].params == 256 * 256  # a 1x1 projection: the map halves
+    assert layers["head"].params == 256 * 10 + 10
+    assert count_params(spec) == 2_057_434 and count_macs(spec) == 119_885_600
+
+
 def test_a_pooling_stage_that_leaves_nothing_is_refused():
     spec = ResNetSpec((StageSpec(1, 4, 2, "pool"),), stem_width=4)
     with pytest.raises(SpecError, match="pools a 1x1 map by 2"):
