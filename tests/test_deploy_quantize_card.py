@@ -127,8 +127,8 @@ def test_accuracy_text_names_the_views_it_averaged() -> None:
     from budgetnet.deploy.card import views_text
 
     six = {"test_acc": 0.9401, "test_acc_flip": 0.938, "test_acc_single_view": 0.934, "val_acc": 0.9}
-    assert views_text(six, shift=1) == "94.01% with flip + +-1 px TTA (6 views), 93.80% flip pair, 93.40% single view"
-    assert views_text(six, shift=2).startswith("94.01% with flip + +-2 px TTA (6 views), ")
+    assert views_text(six, shift=1) == "94.01% with TTA flip + +-1 px (6 views), 93.80% flip pair, 93.40% single view"
+    assert views_text(six, shift=2).startswith("94.01% with TTA flip + +-2 px (6 views), ")
     assert views_text(six).startswith("94.01% with 6-view TTA, 93.80% flip pair")  # a card without its recipe
     assert views_text({"test_acc": 0.9372, "test_acc_single_view": 0.9337}) == "93.72% with flip TTA, 93.37% single view"
     assert views_text(six, "val", 1) == "90.00%"

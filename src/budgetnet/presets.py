@@ -14,6 +14,11 @@ def _stages(blocks: list[int], widths: list[int]) -> tuple[StageSpec, ...]:
     return tuple(StageSpec(b, w, 1 if i == 0 else 2) for i, (b, w) in enumerate(zip(blocks, widths)))
 
 
+def _whitened_pooling(widths: list[tuple[int, int]]) -> ResNetSpec:
+    # the cpu networks: airbench's frozen 2x2 whitening stem, then (blocks, width) stages that each pool by 2
+    return ResNetSpec(tuple(StageSpec(b, w, 2, "pool") for b, w in widths), stem="whiten", stem_width=24, stem_kernel=2)
+
+
 @dataclass(frozen=True)
 class Preset:
     """A named spec, with the paper's result and the reading of the paper behind it."""
@@ -86,12 +91,7 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             "resnet-cpu",
-            ResNetSpec(
-                (StageSpec(2, 128, 2, "pool"), StageSpec(1, 256, 2, "pool"), StageSpec(2, 320, 2, "pool")),
-                stem="whiten",
-                stem_width=24,
-                stem_kernel=2,
-            ),
+            _whitened_pooling([(2, 128), (1, 256), (2, 320)]),
             None,
             "Not from the paper: the network of the cpu recipe, after David Page's ResNet-9 (residual blocks "
             "in the first and last stages, conv-then-max-pool downsampling) with airbench's frozen 2x2 "
@@ -99,12 +99,7 @@ PRESETS: dict[str, Preset] = {
         ),
         Preset(
             "resnet-cpu-small",
-            ResNetSpec(
-                (StageSpec(1, 64, 2, "pool"), StageSpec(1, 256, 2, "pool"), StageSpec(1, 256, 2, "pool")),
-                stem="whiten",
-                stem_width=24,
-                stem_kernel=2,
-            ),
+            _whitened_pooling([(1, 64), (1, 256), (1, 256)]),
             None,
             "Not from the paper: airbench94's widths (64-256-256) as one residual block per stage, with the "
             "same stem and pooling as resnet-cpu; 2.4x fewer MACs, for CPUs without native bf16.",

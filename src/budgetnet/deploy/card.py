@@ -41,13 +41,13 @@ def percent(fraction: float | None) -> str:
 
 
 def views_text(entry: dict[str, Any], split: str = "test", shift: int | None = None) -> str:
-    """A metrics line's accuracy on `split` with the fewer-view figures it recorded: "94.01% with flip + +-1 px
-    TTA (6 views), 93.80% flip pair, 93.40% single view" (`shift` is the recipe's tta_shift; unknown, the
+    """A metrics line's accuracy on `split` with the fewer-view figures it recorded: "94.01% with TTA flip +
+    +-1 px (6 views), 93.80% flip pair, 93.40% single view" (`shift` is the recipe's tta_shift; unknown, the
     views are only counted), "93.72% with flip TTA, 93.37% single view", or "93.37%"."""
     text = percent(entry.get(f"{split}_acc"))
     single, flip = entry.get(f"{split}_acc_single_view"), entry.get(f"{split}_acc_flip")
     if flip is not None:
-        views = f"flip + +-{shift} px TTA (6 views)" if shift else "6-view TTA"
+        views = f"TTA {tta_text(True, shift)}" if shift else "6-view TTA"
         return f"{text} with {views}, {percent(flip)} flip pair, {percent(single)} single view"
     return text + (f" with flip TTA, {percent(single)} single view" if single is not None else "")
 

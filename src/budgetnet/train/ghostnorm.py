@@ -41,12 +41,13 @@ class GhostBatchNorm2d(nn.BatchNorm2d):
 
         Every part holds `first` images but the last, which holds `last`; the weights are built on the
         statistics' device from these Python numbers, so a GPU step makes no host copy or sync here."""
+        images = first * (len(means) - 1) + last
         weights = torch.full((len(means), 1), float(first), dtype=means.dtype, device=means.device)
         weights[-1] = float(last)
-        weights /= first * (len(means) - 1) + last
+        weights /= images
         mean = (weights * means).sum(0)
         biased = (weights * (variances + (means - mean) ** 2)).sum(0)
-        total = (first * (len(means) - 1) + last) * pixels
+        total = images * pixels
         self.num_batches_tracked += 1
         factor = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
         self.running_mean.lerp_(mean, factor)
