@@ -77,6 +77,16 @@ def test_train_eval_plot_end_to_end(env, capsys) -> None:
     assert (env["tmp"] / "both.png").stat().st_size > 0
 
 
+def test_a_recipe_without_arch_trains_its_own_network(env) -> None:
+    argv = ["train", "--recipe", "cpu-small", "--data", env["data"], "--epochs", "1", "--batch-size", "25",
+            "--out", "small", "--quiet"]
+    assert main(argv) == 0
+    run = env["tmp"] / "small"
+    assert load_checkpoint(run).arch == "resnet-cpu-small"
+    recipe = json.loads((run / "recipe.json").read_text())
+    assert (recipe["name"], recipe["weight_decay"]) == ("cpu-small", RECIPES["cpu-small"].weight_decay)
+
+
 def test_ctrl_c_saves_a_checkpoint_exits_130_and_resume_matches_an_uninterrupted_run(env) -> None:
     flags = ["--quiet", "--epochs", "24", "--augment", "online", "--batch-size", "8", "--milestones", "12,18"]
     cmd = [sys.executable, "-m", "budgetnet", "train", "--arch", env["spec"], "--data", env["data"], "--out", "run", *flags]

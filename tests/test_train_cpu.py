@@ -50,6 +50,31 @@ def test_auto_precision_on_cuda_asks_the_gpu(supported, expected):
     assert choose_precision("auto", torch.device("cuda"), frozenset(), cuda_bf16=supported)[0] == expected
 
 
+@pytest.mark.parametrize("recipe, arch_given, precision, flags, hinted", [
+    ("cpu", False, "auto", {"avx2", "fma"}, True),  # AMD Zen 3: resnet-cpu would train in fp32 for hours
+    ("cpu", False, "fp32", {"avx2"}, True),
+    ("cpu", False, "auto", {"avx2", "avx512_bf16"}, False),  # native bf16: the recipe's own network fits
+    ("cpu", False, "bf16", {"avx2"}, False),  # asked for bf16 anyway (and warned about it)
+    ("cpu", True, "auto", {"avx2"}, False),  # the user chose the network
+    ("cpu-small", False, "auto", {"avx2"}, False),
+    ("paper", False, "auto", {"avx2"}, False),
+])
+def test_the_cpu_recipe_points_cpus_without_native_bf16_to_cpu_small(recipe, arch_given, precision, flags, hinted):
+    from budgetnet.cli.train import slow_cpu_hint
+
+    hint = slow_cpu_hint(recipe, arch_given, precision, "cpu", frozenset(flags))
+    assert (hint is not None) == hinted
+    assert hint is None or "--recipe cpu-small" in hint
+
+
+def test_cpu_small_is_the_cpu_recipe_at_10_epochs_with_3x_the_weight_decay():
+    from budgetnet.cli.main import build_parser
+    from budgetnet.cli.recipe_flags import resolve_recipe
+
+    args = build_parser().parse_args(["train", "--recipe", "cpu", "--epochs", "10", "--weight-decay", "1.5e-3"])
+    assert resolve_recipe(args) == RECIPES["cpu-small"].replace(name="cpu")  # the command its figures came from
+
+
 def test_cpu_flags_and_kind_read_cpuinfo(tmp_path):
     info = tmp_path / "cpuinfo"
     info.write_text("processor\t: 0\nmodel name\t: Some CPU\nflags\t\t: fpu avx2 amx_bf16\n")
