@@ -87,6 +87,14 @@ def test_a_recipe_without_arch_trains_its_own_network(env) -> None:
     assert (recipe["name"], recipe["weight_decay"]) == ("cpu-small", RECIPES["cpu-small"].weight_decay)
 
 
+def test_the_cpu_recipe_points_a_cpu_without_native_bf16_to_cpu_small(env, monkeypatch, capsys) -> None:
+    monkeypatch.setattr("budgetnet.hardware.cpu_flags", lambda *_: frozenset({"avx2", "fma"}))  # as AMD Zen 3
+    argv = ["train", "--recipe", "cpu", "--data", env["data"], "--epochs", "1", "--batch-size", "25",
+            "--precision", "fp32", "--out", "big", "--quiet"]
+    assert main(argv) == 0
+    assert "note: this CPU has no native bf16" in capsys.readouterr().out
+
+
 def test_ctrl_c_saves_a_checkpoint_exits_130_and_resume_matches_an_uninterrupted_run(env) -> None:
     flags = ["--quiet", "--epochs", "24", "--augment", "online", "--batch-size", "8", "--milestones", "12,18"]
     cmd = [sys.executable, "-m", "budgetnet", "train", "--arch", env["spec"], "--data", env["data"], "--out", "run", *flags]
