@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from budgetnet.cli.main import build_parser, main
 from budgetnet.cli.recipe_flags import flag_name, resolve_recipe
 from budgetnet.deploy.card import train_command
-from budgetnet.train.recipe import AUGMENT_MODES, PRECISIONS, RECIPES, SCHEDULES, Recipe, flag_fields
+from budgetnet.train.recipe import AUGMENT_MODES, OPTIMIZERS, PRECISIONS, RECIPES, SCHEDULES, Recipe, flag_fields
 
 
 def _train_options() -> dict[str, str]:
@@ -60,6 +60,8 @@ recipes = st.builds(
         "tta": st.booleans(), "tta_shift": st.integers(0, 4), "eval_every": st.integers(1, 5), "label_smoothing": st.floats(0, 0.5),
         "augment": st.sampled_from(AUGMENT_MODES), "seed": st.integers(0, 2**31), "subset": st.integers(1, 50_000),
         "val_split": st.integers(0, 5_000), "precision": st.sampled_from(PRECISIONS),
+        "optimizer": st.sampled_from(OPTIMIZERS), "muon_lr": st.floats(1e-3, 1.0),
+        "low_res_epochs": st.integers(0, 2), "low_res_size": st.integers(2, 32),
     }),
 )
 
@@ -81,7 +83,8 @@ def test_each_schedule_round_trips(schedule: str) -> None:
 
 @pytest.mark.parametrize("field", [f.name for f in flag_fields()])
 def test_resume_refuses_every_recipe_flag(field: str, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
-    value = {"milestones": "3", "augment": "none", "schedule": "linear", "precision": "fp32"}.get(field, "1")
+    value = {"milestones": "3", "augment": "none", "schedule": "linear", "precision": "fp32",
+             "optimizer": "muon"}.get(field, "1")
     kind = next(f for f in flag_fields() if f.name == field)
     flag = [flag_name(kind)] if isinstance(getattr(Recipe(), field), bool) else [flag_name(kind), value]
     assert main(["train", "--resume", str(tmp_path), *flag]) == 2

@@ -71,8 +71,9 @@ def given_recipe_flags(args: argparse.Namespace) -> list[str]:
 def resolve_recipe(args: argparse.Namespace) -> Recipe:
     """The named recipe (`--recipe`) with every given recipe flag applied.
 
-    `--epochs` compresses or stretches the recipe's schedule along (milestones and warm-up move
-    proportionally, as in `reproduce`); an explicit `--milestones` or `--warmup-epochs` is taken as given.
+    `--epochs` compresses or stretches the recipe's schedule along (milestones, warm-up and low-res epochs
+    move proportionally, as in `reproduce`); an explicit `--milestones`, `--warmup-epochs` or
+    `--low-res-epochs` is taken as given.
     """
     from budgetnet.train.reproduce import named_recipe
 

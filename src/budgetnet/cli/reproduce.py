@@ -29,7 +29,7 @@ def register(verbs: argparse._SubParsersAction) -> None:
     p.add_argument("--device", help="cpu, cuda or cuda:N (default: cuda when available)")
     p.add_argument("--download", action="store_true", help="download CIFAR-10 into --data if it is not there")
     p.add_argument("--quiet", action="store_true", help="no progress bars: one plain line per epoch")
-    # every recipe flag but --seed (--seeds numbers the runs); --epochs moves milestones and warm-up along
+    # every recipe flag but --seed (--seeds numbers the runs); --epochs moves the schedule along (Recipe.with_epochs)
     add_recipe_flags(p, skip=("seed",))
     p.set_defaults(run=run)
 

@@ -150,6 +150,12 @@ class EpochState:
         return cls(epoch, order, batch_slices(len(order), recipe.batch_size), generator, progress)
 
 
+def scale_down(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Normalised images resized to size x size, averaging (antialiased bilinear) rather than skipping pixels."""
+    resized = F.interpolate(images, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
+    return resized.contiguous(memory_format=torch.channels_last)
+
+
 def train_step(trainee: Trainee, setup: Setup, state: EpochState, step: int) -> torch.Tensor:
     """One SGD step on batch `step`; returns [loss x images, correct, images], left on the device."""
     recipe, device = setup.recipe, setup.device
@@ -161,8 +167,11 @@ def train_step(trainee: Trainee, setup: Setup, state: EpochState, step: int) -> 
     images, labels = images.to(device, non_blocking=True), labels.to(device, non_blocking=True)
     if state.generator is not None:
         images = setup.augment(images, state.generator, index, state.epoch)
+    inputs = setup.normalizer(images)
+    if state.epoch < recipe.low_res_epochs:
+        inputs = scale_down(inputs, recipe.low_res_size)
     with autocast(device, recipe.precision):
-        logits = trainee.trained(setup.normalizer(images))
+        logits = trainee.trained(inputs)
     loss = F.cross_entropy(logits.float(), labels, label_smoothing=recipe.label_smoothing)
     trainee.optimizer.zero_grad(set_to_none=True)
     loss.backward()

@@ -53,6 +53,17 @@ def check_fits(spec: ResNetSpec, data: Any) -> None:
                         f"channels; set in_channels to {channels}")
 
 
+def check_low_res(spec: ResNetSpec, recipe: Recipe) -> None:
+    """A recipe with low-res epochs needs a network whose pooling leaves pixels at that size (a SpecError if not)."""
+    from budgetnet.counts import count_macs
+
+    if recipe.low_res_epochs:
+        try:
+            count_macs(spec, recipe.low_res_size)
+        except SpecError as e:
+            raise RecipeError(f"--low-res-size {recipe.low_res_size} is too small for this network: {e}") from None
+
+
 def prepare_data(data: Any, recipe: Recipe, device: torch.device, progress: bool = True) -> PreparedData:
     """Build the row sets for `recipe` from a CifarData (the offline store is loaded or built here)."""
     from budgetnet.data.normalize import channel_stats

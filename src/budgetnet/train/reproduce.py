@@ -19,7 +19,7 @@ from budgetnet.train.recipe import PAPER_EPOCHS, Recipe, get_recipe
 
 
 def named_recipe(name: str, epochs: int | None = None, subset: int | None = None, **changes: Any) -> Recipe:
-    """The named recipe with `epochs`: its milestones and warm-up move proportionally (15/50 of the way, ...)."""
+    """The named recipe with `epochs`: its milestones, warm-up and low-res epochs move proportionally."""
     recipe = get_recipe(name)
     if epochs is not None:
         recipe = recipe.with_epochs(epochs)

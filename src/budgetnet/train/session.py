@@ -21,7 +21,7 @@ from budgetnet.train.distributed import SINGLE, Distributed, barrier, device_for
 from budgetnet.train.ema import Lookahead, WeightEMA
 from budgetnet.train.loop import EpochProgress, FitHooks, Interrupted, Setup, StopRequest, Trainee, fit
 from budgetnet.train.precision import choose_precision
-from budgetnet.train.prepare import PreparedData, check_fits, prepare_data
+from budgetnet.train.prepare import PreparedData, check_fits, check_low_res, prepare_data
 from budgetnet.train.optimizer import build_optimizer
 from budgetnet.train.recipe import Recipe
 
@@ -221,6 +221,7 @@ def new_run(arch: str | ResNetSpec, recipe: Recipe, data: Any, out: str | Path,
     """Train a new run into `out`; the budget is checked before any data is read."""
     name, spec = resolve_spec(arch)
     check_budget(spec, budget, name)
+    check_low_res(spec, recipe)
     run = RunDir(Path(out))
     restarting = run.check_new()
     dist, device = _start(options)
