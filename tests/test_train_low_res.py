@@ -29,7 +29,7 @@ def test_scale_down_averages_pixels_rather_than_skipping_them():
     torch.testing.assert_close(halved[..., 1:-1, 1:-1], torch.full((1, 3, 14, 14), 0.5))
 
 
-def test_only_the_first_epochs_train_small(tmp_path, monkeypatch):
+def test_only_the_first_epochs_train_small(tmp_path, monkeypatch, capsys):
     sizes = []
     original = loop.scale_down
 
@@ -43,6 +43,7 @@ def test_only_the_first_epochs_train_small(tmp_path, monkeypatch):
     steps_per_epoch = 96 // 16
     assert sizes == [20] * (2 * steps_per_epoch)  # epochs 1 and 2 only; epoch 3 and the test pass at 32 px
     assert [m["epoch"] for m in outcome.history] == [1, 2, 3]
+    assert "note: epochs 1-2 train on images scaled down to 20 px" in capsys.readouterr().out
 
 
 def test_a_low_res_run_resumes_mid_epoch_bit_identically(tmp_path):

@@ -119,7 +119,7 @@ def slow_cpu_hint(recipe: str, arch_given: bool, precision: str, device: str | N
         return None
     return ("this CPU has no native bf16, so resnet-cpu trains in fp32: about 6 hours on 2 AVX2-only cores "
             "(estimated from a measured 38 images/s). --recipe cpu-small trains a 2.1M-parameter network in "
-            "about 80 minutes there (estimated), to about 93% instead of 94% (docs/results.md)")
+            "about 81 minutes there (estimated), to about 93.8% instead of 94% (docs/results.md)")
 
 
 def default_run_dir(arch: str, seed: int) -> Path:

@@ -15,8 +15,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
-# The quintic iteration's coefficients (Jordan, 2024): chosen for the steepest slope at 0, so that a few
-# steps lift even small singular values to about 0.7-1.2 rather than converging exactly to 1.
+# The quintic iteration's coefficients (Jordan, 2024): chosen for the steepest slope at 0 (3.4 per step), so
+# that three steps lift singular values from a few percent of the norm to about 0.7-1.2, rather than
+# converging exactly to 1; much smaller ones (rare in a momentum of many gradients) stay smaller.
 NEWTON_SCHULZ = (3.4445, -4.7750, 2.0315)
 NEWTON_SCHULZ_STEPS = 3  # airbench94_muon's count; each is 2 matmuls of the bank's size and one of its Gram
 NORM_EPS = 1e-7  # keeps a zero update (a filter bank that got no gradient) at zero

@@ -54,7 +54,7 @@ def check_fits(spec: ResNetSpec, data: Any) -> None:
 
 
 def check_low_res(spec: ResNetSpec, recipe: Recipe) -> None:
-    """A recipe with low-res epochs needs a network whose pooling leaves pixels at that size (a SpecError if not)."""
+    """A recipe with low-res epochs needs a network whose pooling leaves pixels at that size (a RecipeError if not)."""
     from budgetnet.counts import count_macs
 
     if recipe.low_res_epochs:

@@ -131,7 +131,7 @@ class Recipe:
             (self.tta_shift == 0 or self.tta, "a tta shift needs --tta"),
             (self.cutout == 0 or self.augment in BATCH_AUGMENT_MODES,
              f"cutout needs --augment online or shift, got {self.augment!r}"),
-            (self.low_res_epochs < self.epochs or self.low_res_epochs == 0,
+            (self.low_res_epochs < self.epochs,
              f"low-res epochs ({self.low_res_epochs}) must leave the last epoch at full size ({self.epochs} epochs)"),
             (2 <= self.low_res_size <= 32, f"low-res size must be 2-32 px, got {self.low_res_size}"),
             (self.subset is None or self.subset >= 1, f"subset must be at least 1, got {self.subset}"),

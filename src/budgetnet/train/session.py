@@ -201,6 +201,9 @@ def _announce(arch: str, spec: ResNetSpec, recipe: Recipe, prepared: PreparedDat
     print(f"training {arch} ({count_params(spec):,} params) on {where} ({recipe.precision}, {recipe.name} recipe), "
           f"{len(prepared.train):,} rows/epoch, {recipe.epochs} epochs, batch {recipe.batch_size} -> {run.path}",
           flush=True)
+    if recipe.low_res_epochs:
+        first = "epoch 1" if recipe.low_res_epochs == 1 else f"epochs 1-{recipe.low_res_epochs}"
+        print(f"note: {first} train on images scaled down to {recipe.low_res_size} px", flush=True)
     reasons = recipe.scaled_down_reasons(len(prepared.train))
     if recipe.name != "paper":
         print(f"note: the {recipe.name} recipe, not the paper's 50-epoch regimen", flush=True)
