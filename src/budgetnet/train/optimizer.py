@@ -25,13 +25,10 @@ def build_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
     if recipe.freeze_bn_scale:
         freeze_bn_scales(model)
     trainable = [p for p in model.parameters() if p.requires_grad]
-    bn_biases = {id(m.bias) for m in model.modules()
-                 if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.bias is not None and m.bias.requires_grad}
-    filters = {id(m.weight) for m in model.modules() if isinstance(m, nn.Conv2d) and m.weight.requires_grad}
-    if recipe.optimizer != "muon":
-        filters = set()
-    if recipe.bn_bias_lr == 1.0:
-        bn_biases = set()
+    bn_biases = {id(m.bias) for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+                 and m.bias is not None and m.bias.requires_grad} if recipe.bn_bias_lr != 1.0 else set()
+    filters = {id(m.weight) for m in model.modules()
+               if isinstance(m, nn.Conv2d) and m.weight.requires_grad} if recipe.optimizer == "muon" else set()
     main = [p for p in trainable if id(p) not in bn_biases | filters]
     groups = [{"params": main, "lr_scale": 1.0, "weight_decay": recipe.weight_decay}]
     if bn_biases:

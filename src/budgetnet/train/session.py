@@ -202,8 +202,8 @@ def _announce(arch: str, spec: ResNetSpec, recipe: Recipe, prepared: PreparedDat
           f"{len(prepared.train):,} rows/epoch, {recipe.epochs} epochs, batch {recipe.batch_size} -> {run.path}",
           flush=True)
     if recipe.low_res_epochs:
-        first = "epoch 1" if recipe.low_res_epochs == 1 else f"epochs 1-{recipe.low_res_epochs}"
-        print(f"note: {first} train on images scaled down to {recipe.low_res_size} px", flush=True)
+        first = "epoch 1 trains" if recipe.low_res_epochs == 1 else f"epochs 1-{recipe.low_res_epochs} train"
+        print(f"note: {first} on images scaled down to {recipe.low_res_size} px", flush=True)
     reasons = recipe.scaled_down_reasons(len(prepared.train))
     if recipe.name != "paper":
         print(f"note: the {recipe.name} recipe, not the paper's 50-epoch regimen", flush=True)
