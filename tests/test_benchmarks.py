@@ -82,3 +82,13 @@ def test_bn_recalibration_refuses_a_missing_run_in_one_line(tmp_path):
     write_binary_cifar(tmp_path / "data", n_per_batch=4, n_test=4)
     result = _run(tmp_path, str(BENCHMARKS / "bn_recalibration.py"), "no-such-run", "--data", "data")
     assert result.returncode == 2 and "no-such-run" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_recipe_speed_compares_variants_with_the_named_recipe(tmp_path):
+    TINY_SPEC.save(tmp_path / "tiny.json")
+    result = _run(tmp_path, str(BENCHMARKS / "recipe_speed.py"), "--arch", "tiny.json", "--steps", "1", "--rounds",
+                  "1", "--variant", "optimizer=sgd", "--variant", "low_res_epochs=0")
+    assert result.returncode == 0, result.stderr
+    rows = [line.split() for line in result.stdout.splitlines() if "training images/s" in line]
+    assert [row[-1] for row in rows] == ["recipe", "optimizer=sgd", "low_res_epochs=0"]
+    assert rows[0][3] == "1.000x" and all(float(row[0]) > 0 for row in rows)

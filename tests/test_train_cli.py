@@ -87,12 +87,19 @@ def test_a_recipe_without_arch_trains_its_own_network(env) -> None:
     assert (recipe["name"], recipe["weight_decay"]) == ("cpu-small", RECIPES["cpu-small"].weight_decay)
 
 
-def test_the_cpu_recipe_points_a_cpu_without_native_bf16_to_cpu_small(env, monkeypatch, capsys) -> None:
+def test_the_cpu_recipe_trains_cpu_small_on_a_cpu_without_native_bf16(env, monkeypatch, capsys) -> None:
     monkeypatch.setattr("budgetnet.hardware.cpu_flags", lambda *_: frozenset({"avx2", "fma"}))  # as AMD Zen 3
     argv = ["train", "--recipe", "cpu", "--data", env["data"], "--epochs", "1", "--batch-size", "25",
-            "--precision", "fp32", "--out", "big", "--quiet"]
+            "--precision", "fp32", "--out", "small", "--quiet"]
     assert main(argv) == 0
-    assert "note: this CPU has no native bf16" in capsys.readouterr().out
+    assert "note: this CPU has no native bf16, so --recipe cpu trains the cpu-small recipe" in capsys.readouterr().out
+    assert load_checkpoint(env["tmp"] / "small").arch == "resnet-cpu-small"
+    recipe = json.loads((env["tmp"] / "small" / "recipe.json").read_text())
+    assert (recipe["name"], recipe["optimizer"], recipe["batch_size"]) == ("cpu-small", "muon", 25)  # flags still apply
+
+    assert main([*argv[:-3], "--arch", "resnet-cpu", "--out", "big", "--quiet"]) == 0  # a chosen network is kept
+    assert load_checkpoint(env["tmp"] / "big").arch == "resnet-cpu"
+    assert json.loads((env["tmp"] / "big" / "recipe.json").read_text())["name"] == "cpu"
 
 
 def test_ctrl_c_saves_a_checkpoint_exits_130_and_resume_matches_an_uninterrupted_run(env) -> None:

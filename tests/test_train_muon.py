@@ -75,7 +75,7 @@ def test_muon_with_a_bn_bias_lr_makes_three_disjoint_groups():
 
 
 def test_sgd_recipes_still_get_torch_sgd():
-    assert type(build_optimizer(build_model(TINY_CPU_SPEC), RECIPES["cpu-small"])) is torch.optim.SGD
+    assert type(build_optimizer(build_model(TINY_CPU_SPEC), RECIPES["cpu"])) is torch.optim.SGD
 
 
 @pytest.mark.parametrize("nesterov", [True, False])
