@@ -14,11 +14,13 @@ random uint8 (speed does not depend on them).
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import sys
+import typing
 
 import numpy as np
 import torch
 
+from budgetnet.cli.recipe_flags import add_recipe_flags, flag_name
 from budgetnet.hardware import cpu_flags, cpu_kind, cpu_model
 from budgetnet.model import build_model
 from budgetnet.presets import resolve_spec
@@ -26,23 +28,38 @@ from budgetnet.train.batches import ImageSet, Normalizer
 from budgetnet.train.loop import Setup, Trainee, train_one_epoch
 from budgetnet.train.optimizer import build_optimizer
 from budgetnet.train.precision import choose_precision
-from budgetnet.train.recipe import Recipe, get_recipe
+from budgetnet.train.recipe import Recipe, RecipeError, flag_fields, get_recipe
 from budgetnet.train.session import batch_augmentation
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)  # fixed here: speed does not depend on them
 
 
+def fail(message: str) -> typing.NoReturn:
+    """A one-line error on stderr and exit code 2, as the budgetnet CLI gives for a bad flag."""
+    print(f"recipe_speed: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def parse_variant(text: str, base: Recipe) -> Recipe:
-    """`field=value,field=value` applied to `base`, each value read as the field's type."""
-    types = {f.name: type(getattr(base, f.name)) for f in dataclasses.fields(Recipe)}
-    changes = {}
+    """`field=value,field=value` applied to `base`, each value read and checked as its `budgetnet train` flag."""
+    fields = {f.name: f for f in flag_fields()}
+    argv = []
     for item in text.split(","):
         name, _, value = item.partition("=")
-        if name not in types:
-            raise SystemExit(f"recipe_speed: unknown recipe field {name!r}")
-        kind = int if types[name] is type(None) else types[name]  # subset: None or a count
-        changes[name] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
-    return base.replace(**changes)
+        if name not in fields:
+            fail(f"unknown recipe field {name!r}")
+        flag = flag_name(fields[name])
+        if isinstance(getattr(base, name), bool):  # a --flag/--no-flag pair on the command line
+            argv.append(flag if value.lower() in ("1", "true", "yes") else "--no-" + flag[2:])
+        else:
+            argv += [flag, value]
+    parser = argparse.ArgumentParser(prog="recipe_speed --variant", exit_on_error=False)
+    add_recipe_flags(parser)
+    try:
+        given = vars(parser.parse_args(argv))
+        return base.replace(**{name: given[name] for name in fields})
+    except (argparse.ArgumentError, RecipeError) as e:
+        fail(f"--variant {text}: {e}")
 
 
 def train_speed(spec, recipe: Recipe, initial: dict, data: ImageSet) -> float:

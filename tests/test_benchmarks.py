@@ -92,3 +92,10 @@ def test_recipe_speed_compares_variants_with_the_named_recipe(tmp_path):
     rows = [line.split() for line in result.stdout.splitlines() if "training images/s" in line]
     assert [row[-1] for row in rows] == ["recipe", "optimizer=sgd", "low_res_epochs=0"]
     assert rows[0][3] == "1.000x" and all(float(row[0]) > 0 for row in rows)
+
+
+def test_recipe_speed_refuses_a_bad_variant_in_one_line(tmp_path):
+    for variant in ("no_such_field=1", "optimizer=adam", "low_res_epochs=5"):
+        result = _run(tmp_path, str(BENCHMARKS / "recipe_speed.py"), "--variant", variant)
+        assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+        assert variant.split("=")[0] in result.stderr and "Traceback" not in result.stderr
