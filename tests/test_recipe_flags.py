@@ -46,6 +46,8 @@ def test_the_help_shows_each_fields_text_and_the_papers_value(capsys: pytest.Cap
 def _changed(base: str, changes: dict) -> Recipe:
     if not changes.get("tta", RECIPES[base].tta):
         changes = {**changes, "tta_shift": 0}  # shifted views need TTA
+    if "epochs" in changes and "low_res_epochs" not in changes:  # the last epoch trains at full size
+        changes = {**changes, "low_res_epochs": min(RECIPES[base].low_res_epochs, changes["epochs"] - 1)}
     return RECIPES[base].replace(**changes)
 
 
