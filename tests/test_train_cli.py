@@ -102,6 +102,15 @@ def test_the_cpu_recipe_trains_cpu_small_on_a_cpu_without_native_bf16(env, monke
     assert json.loads((env["tmp"] / "big" / "recipe.json").read_text())["name"] == "cpu"
 
 
+def test_a_flag_that_cpu_small_cannot_take_is_a_one_line_error_after_the_note(env, monkeypatch, capsys) -> None:
+    monkeypatch.setattr("budgetnet.hardware.cpu_flags", lambda *_: frozenset({"avx2"}))
+    argv = ["train", "--recipe", "cpu", "--low-res-epochs", "15", "--data", env["data"], "--out", "x", "--quiet"]
+    assert main(argv) == 2  # 15 of cpu's 18 epochs would do; cpu-small has 14
+    out, err = capsys.readouterr()
+    assert "trains the cpu-small recipe" in out and err.count("\n") == 1 and "(14 epochs)" in err
+    assert not (env["tmp"] / "x").exists()
+
+
 def test_ctrl_c_saves_a_checkpoint_exits_130_and_resume_matches_an_uninterrupted_run(env) -> None:
     flags = ["--quiet", "--epochs", "24", "--augment", "online", "--batch-size", "8", "--milestones", "12,18"]
     cmd = [sys.executable, "-m", "budgetnet", "train", "--arch", env["spec"], "--data", env["data"], "--out", "run", *flags]

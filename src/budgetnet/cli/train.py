@@ -77,11 +77,11 @@ def run(args: argparse.Namespace) -> int:
             else:
                 recipe = resolve_recipe(args)
                 switch = cpu_small_instead(args.recipe, bool(args.arch), recipe.precision, args.device)
-                if switch:
-                    args = argparse.Namespace(**{**vars(args), "recipe": "cpu-small"})
-                    recipe = resolve_recipe(args)
+                if switch:  # noted first, so that an error from the user's flags on cpu-small reads as such
                     if dist.is_main:
                         print(f"note: {switch}", flush=True)
+                    args = argparse.Namespace(**{**vars(args), "recipe": "cpu-small"})
+                    recipe = resolve_recipe(args)
                 arch = args.arch or RECIPE_ARCHS[args.recipe]
                 if dist.enabled and not args.out:
                     raise BudgetnetError("under torchrun pass --out RUN_DIR, so that every rank names the same run")
