@@ -5,7 +5,7 @@ label smoothing, shifts with alternating flips, precision chosen by `--precision
 initial weights, over random uint8 images (speed does not depend on their content). The compiled path's
 first steps, where torch.compile traces and builds its kernels, are timed apart and excluded from its rate.
 
-    python benchmarks/compile_speed.py [--arch resnet-cpu] [--batch 512] [--steps 6] [--warmup 2]
+    python benchmarks/compile_speed.py [--arch resnet-cpu] [--batch 512] [--steps 6] [--warmup 2] [--precision auto]
 """
 
 from __future__ import annotations
@@ -55,8 +55,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--steps", type=int, default=6, help="timed training steps per path")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (compilation happens here)")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                        help="as budgetnet train's --precision (default: auto, bf16 where the CPU has it natively)")
     args = parser.parse_args()
-    precision, _, why = choose_precision("auto", torch.device("cpu"))
+    precision, _, why = choose_precision(args.precision, torch.device("cpu"))
     _, spec = resolve_spec(args.arch)
     rng = np.random.default_rng(0)
     n = args.batch * (args.steps + args.warmup)
