@@ -4,6 +4,7 @@ Both paths run `train_one_epoch` with the same recipe values as `--recipe cpu` (
 label smoothing, shifts with alternating flips, precision chosen by `--precision auto`), from the same
 initial weights, over random uint8 images (speed does not depend on their content). The compiled path's
 first steps, where torch.compile traces and builds its kernels, are timed apart and excluded from its rate.
+Freed memory is kept for reuse on both paths, as `budgetnet train` keeps it (`budgetnet.train.heap`).
 
     python benchmarks/compile_speed.py [--arch resnet-cpu] [--batch 512] [--steps 6] [--warmup 2] [--precision auto]
 """
@@ -22,6 +23,7 @@ from budgetnet.hardware import cpu_flags, cpu_kind, cpu_model
 from budgetnet.model import build_model
 from budgetnet.presets import resolve_spec
 from budgetnet.train.batches import ImageSet, Normalizer
+from budgetnet.train.heap import keep_freed_memory
 from budgetnet.train.loop import Setup, Trainee, train_one_epoch
 from budgetnet.train.optimizer import build_optimizer
 from budgetnet.train.precision import choose_precision
@@ -59,6 +61,7 @@ def main() -> None:
                         help="as budgetnet train's --precision (default: auto, bf16 where the CPU has it natively)")
     args = parser.parse_args()
     precision, _, why = choose_precision(args.precision, torch.device("cpu"))
+    keep_freed_memory()
     _, spec = resolve_spec(args.arch)
     rng = np.random.default_rng(0)
     n = args.batch * (args.steps + args.warmup)

@@ -3,7 +3,8 @@
 Every variant trains the same network from the same initial weights through budgetnet's train_one_epoch,
 with the recipe's batch size, augmentation and precision choice, the variants alternating over several
 rounds; the best round of each is compared with the recipe's own, as the machine's noise only ever slows a
-round down. The first epoch is timed, so a variant with `low_res_epochs=1` trains at its low-res size.
+round down. The first epoch is timed, so a variant with `low_res_epochs=1` trains at its low-res size. Freed
+memory is kept for reuse, as `budgetnet train` keeps it on a CPU (`budgetnet.train.heap`).
 Ghost BatchNorm, Lookahead and the EMA are left out (they cost the same in every variant). Images are
 random uint8 (speed does not depend on them).
 
@@ -25,6 +26,7 @@ from budgetnet.hardware import cpu_flags, cpu_kind, cpu_model
 from budgetnet.model import build_model
 from budgetnet.presets import resolve_spec
 from budgetnet.train.batches import ImageSet, Normalizer
+from budgetnet.train.heap import keep_freed_memory
 from budgetnet.train.loop import Setup, Trainee, train_one_epoch
 from budgetnet.train.optimizer import build_optimizer
 from budgetnet.train.precision import choose_precision
@@ -81,6 +83,7 @@ def main() -> None:
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
     args = parser.parse_args()
     precision, _, why = choose_precision(args.precision, torch.device("cpu"))
+    keep_freed_memory()
     named = get_recipe(args.recipe)  # its first epoch is timed: at its low-res size if it has low-res epochs
     base = named.replace(precision=precision, epochs=2, low_res_epochs=min(named.low_res_epochs, 1), ghost_batch=0,
                          lookahead=0, ema_decay=0.0)

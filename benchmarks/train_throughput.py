@@ -6,7 +6,9 @@ pad-4 crop, then to-tensor and normalise), as classic torchvision transforms do.
 budgetnet slices uint8 batches from one array, augments the whole batch with tensor ops,
 normalises on the device, and runs channels_last, with bf16 autocast where the CPU runs bf16
 natively and fp32 elsewhere (`--precision auto`, as `budgetnet train` chooses). Both train
-the same architecture from the same initial weights for the same number of steps. Images
+the same architecture from the same initial weights for the same number of steps. Every
+reference runs first, with the C library's memory defaults; budgetnet's path then keeps freed
+memory for reuse, as `budgetnet train` does on a CPU (`budgetnet.train.heap`). Images
 are random uint8 (throughput does not depend on their content). The default network is the
 cpu recipe's resnet-cpu, so the script finishes in a few minutes on either CPU kind.
 
@@ -31,6 +33,7 @@ from budgetnet.model import build_model
 from budgetnet.presets import resolve_spec
 from budgetnet.train.batches import ImageSet, Normalizer
 from budgetnet.train.evaluation import evaluate
+from budgetnet.train.heap import keep_freed_memory
 from budgetnet.train.loop import Setup, Trainee, train_one_epoch
 from budgetnet.train.precision import choose_precision
 from budgetnet.train.recipe import Recipe
@@ -110,28 +113,47 @@ def budgetnet_eval(model: torch.nn.Module, images: np.ndarray, labels: np.ndarra
     return len(labels) / (time.perf_counter() - start)
 
 
-def measure(arch: str, batch: int, steps: int, warmup: int, precision: str) -> dict[str, float]:
-    """Train and eval images/s of both paths at one batch size, each after `warmup` untimed steps."""
+def inputs(arch: str, batch: int, steps: int, warmup: int) -> tuple[torch.nn.Module, np.ndarray, np.ndarray]:
+    """The initial model and the random images and labels for one batch size; the same on every call."""
     _, spec = resolve_spec(arch)
     rng = np.random.default_rng(0)
     n = batch * (steps + warmup)
     images = rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8)
     labels = rng.integers(0, 10, n).astype(np.int64)
     torch.manual_seed(0)
-    initial = build_model(spec)
-    # warm-up (oneDNN kernel selection, allocator) is excluded from every timing
-    reference_train(copy.deepcopy(initial), images, labels, batch, warmup)
+    return build_model(spec), images, labels
+
+
+def measure_reference(arch: str, batch: int, steps: int, warmup: int) -> dict[str, float]:
+    """Train and eval images/s of the reference loop at one batch size, after `warmup` untimed steps."""
+    initial, images, labels = inputs(arch, batch, steps, warmup)
+    reference_train(copy.deepcopy(initial), images, labels, batch, warmup)  # oneDNN kernel selection, allocator
+    eval_n = min(len(images), 2048)
+    return {"reference_train": reference_train(copy.deepcopy(initial), images, labels, batch, steps),
+            "reference_eval": reference_eval(copy.deepcopy(initial), images[:eval_n], labels[:eval_n], 256)}
+
+
+def measure_budgetnet(arch: str, batch: int, steps: int, warmup: int, precision: str) -> dict[str, float]:
+    """Train and eval images/s of budgetnet's loop at one batch size, after `warmup` untimed steps."""
+    initial, images, labels = inputs(arch, batch, steps, warmup)
     budgetnet_train(copy.deepcopy(initial), images, labels, batch, warmup, precision)
-    result = {
-        "reference_train": reference_train(copy.deepcopy(initial), images, labels, batch, steps),
-        "budgetnet_train": budgetnet_train(copy.deepcopy(initial), images, labels, batch, steps, precision),
-    }
-    eval_n = min(n, 2048)
-    result["reference_eval"] = reference_eval(copy.deepcopy(initial), images[:eval_n], labels[:eval_n], 256)
-    result["budgetnet_eval"] = budgetnet_eval(copy.deepcopy(initial), images[:eval_n], labels[:eval_n], 256, precision)
-    result["train_ratio"] = result["budgetnet_train"] / result["reference_train"]
-    result["eval_ratio"] = result["budgetnet_eval"] / result["reference_eval"]
-    return result
+    eval_n = min(len(images), 2048)
+    return {"budgetnet_train": budgetnet_train(copy.deepcopy(initial), images, labels, batch, steps, precision),
+            "budgetnet_eval": budgetnet_eval(copy.deepcopy(initial), images[:eval_n], labels[:eval_n], 256, precision)}
+
+
+def measure(arch: str, batches: list[int], steps: int, warmup: int, precision: str) -> tuple[dict, bool]:
+    """Both paths' images/s per batch size, and whether freed memory was kept: every reference first, with the
+    C library's defaults, as a plain script runs; then budgetnet's, which keeps freed memory as training does
+    (`budgetnet.train.heap`; a setting of the whole process, so it cannot come first)."""
+    results = {b: measure_reference(arch, b, steps, warmup) for b in batches}
+    kept = keep_freed_memory()
+    for b in batches:
+        result = results[b]
+        result.update(measure_budgetnet(arch, b, steps, warmup, precision))
+        result["train_ratio"] = result["budgetnet_train"] / result["reference_train"]
+        result["eval_ratio"] = result["budgetnet_eval"] / result["reference_eval"]
+    return results, kept
 
 
 def main() -> None:
@@ -148,9 +170,10 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     precision, warning, why = choose_precision(args.precision, torch.device("cpu"))
-    results = {b: measure(args.arch, b, args.steps, args.warmup, precision) for b in args.batches}
+    results, kept = measure(args.arch, args.batches, args.steps, args.warmup, precision)
     env = {"torch": torch.__version__, "threads": torch.get_num_threads(), "cpu": cpu_model(),
-           "cpu_kind": cpu_kind(cpu_flags()), "precision": precision, "precision_why": why}
+           "cpu_kind": cpu_kind(cpu_flags()), "precision": precision, "precision_why": why,
+           "keep_freed_memory": kept}
     if args.json:
         print(json.dumps({"arch": args.arch, "steps": args.steps, "env": env,
                           "speedup": results[max(args.batches)]["train_ratio"],
@@ -160,7 +183,7 @@ def main() -> None:
         print(f"warning: {warning}")
     print(f"{args.arch}, {args.steps} timed steps, torch {env['torch']}, {env['threads']} threads, budgetnet in "
           f"{precision} ({why})")
-    print(f"CPU: {env['cpu']}, {env['cpu_kind']}")
+    print(f"CPU: {env['cpu']}, {env['cpu_kind']}; budgetnet keeps freed memory: {'yes' if kept else 'no'}")
     print(f"{'batch':>5}  {'reference train':>15}  {'budgetnet train':>15}  {'ratio':>5}  "
           f"{'reference eval':>14}  {'budgetnet eval':>14}  {'ratio':>5}")
     for b, r in results.items():

@@ -78,6 +78,7 @@ def search(args: argparse.Namespace) -> int:
     from budgetnet.data import load_cifar
     from budgetnet.fsutil import atomic_write_text
     from budgetnet.search import proxy, results, runner, study, space
+    from budgetnet.train.heap import keep_freed_memory
     from budgetnet.train.loop import StopRequest
     from budgetnet.train.prepare import prepare_data
     from budgetnet.train.session import pick_device
@@ -109,6 +110,8 @@ def search(args: argparse.Namespace) -> int:
     atomic_write_text(out / SEARCH_FILE, json.dumps({"study_name": name, "storage": study.redact(url),
                                                      "settings": settings.to_dict()}, indent=2) + "\n")
     device = pick_device(args.device)
+    if device.type == "cpu":
+        keep_freed_memory()  # proxy training reuses freed memory, as budgetnet train does
     prepared = prepare_data(data, settings.proxy.recipe(device), device, progress=False)
     second = settings.second_objective
     print(f"search {name} ({study.redact(url)}): budget {args.budget:,} params"

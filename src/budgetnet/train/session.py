@@ -211,12 +211,15 @@ def _announce(arch: str, spec: ResNetSpec, recipe: Recipe, prepared: PreparedDat
         print(f"note: scaled down from the paper's regimen: {'; '.join(reasons)}", flush=True)
 
 
-def _start(options: RunOptions) -> tuple[Distributed, torch.device]:
-    """This process's rank (from torchrun's environment) and device, with the process group joined."""
+def _start(options: RunOptions) -> tuple[Distributed, torch.device, bool]:
+    """This process's rank (from torchrun's environment) and device, with the process group joined, and whether
+    freed memory is now kept for reuse (on a CPU with glibc: see train.heap)."""
+    from budgetnet.train.heap import keep_freed_memory
+
     dist = from_environment()
     device = device_for(dist, pick_device(options.device))
     init_process_group(dist, device)
-    return dist, device
+    return dist, device, device.type == "cpu" and keep_freed_memory()
 
 
 def new_run(arch: str | ResNetSpec, recipe: Recipe, data: Any, out: str | Path,
@@ -227,7 +230,7 @@ def new_run(arch: str | ResNetSpec, recipe: Recipe, data: Any, out: str | Path,
     check_low_res(spec, recipe)
     run = RunDir(Path(out))
     restarting = run.check_new()
-    dist, device = _start(options)
+    dist, device, kept = _start(options)
     precision, warning, why = choose_precision(recipe.precision, device)
     if warning and dist.is_main:
         print(f"budgetnet: warning: {warning}", file=sys.stderr, flush=True)
@@ -238,7 +241,7 @@ def new_run(arch: str | ResNetSpec, recipe: Recipe, data: Any, out: str | Path,
             print(f"note: {run.path} holds a run of ours stopped before its first checkpoint; starting it over",
                   flush=True)
         env = {**environment(device, options.deterministic), "world_size": dist.world_size, "compile": options.compile,
-               "precision": {"chosen": precision, "why": why}}
+               "precision": {"chosen": precision, "why": why}, "keep_freed_memory": kept}
         run.create(name, spec, recipe, prepared.info, env)
         if prepared.val_indices:
             run.write_val_indices(prepared.val_indices)
@@ -257,7 +260,7 @@ def resume_run(path: str | Path, data: Any = None, options: RunOptions = RunOpti
     if saved.epoch >= recipe.epochs:
         return RunOutcome(run.path, run.read_metrics(), True)
     recorded = saved.data
-    dist, device = _start(options)
+    dist, device, _ = _start(options)
     trained_on = saved.world_size
     if trained_on != dist.world_size:
         raise BudgetnetError(f"{run.path} was trained by {trained_on} process(es); resume it with the same number "
