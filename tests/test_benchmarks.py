@@ -94,6 +94,17 @@ def test_recipe_speed_compares_variants_with_the_named_recipe(tmp_path):
     assert rows[0][3] == "1.000x" and all(float(row[0]) > 0 for row in rows)
 
 
+def test_heap_speed_compares_both_sides_in_each_epoch_kind(tmp_path):
+    TINY_SPEC.save(tmp_path / "tiny.json")
+    result = _run(tmp_path, str(BENCHMARKS / "heap_speed.py"), "--arch", "tiny.json", "--steps", "1", "--rounds", "1")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    rows = [line.split() for line in lines if "defaults" in line and line.endswith("x")]
+    assert [row[0] for row in rows] == ["24", "full:"]  # cpu-small's low-res epochs, then a full-size one
+    assert all(float(row[-4]) > 0 and float(row[-2]) > 0 for row in rows)
+    assert lines[-1].startswith("peak resident memory: defaults") and lines[-1].endswith(" MB")
+
+
 def test_recipe_speed_refuses_a_bad_variant_in_one_line(tmp_path):
     for variant in ("no_such_field=1", "optimizer=adam", "low_res_epochs=5"):
         result = _run(tmp_path, str(BENCHMARKS / "recipe_speed.py"), "--variant", variant)
