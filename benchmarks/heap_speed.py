@@ -21,6 +21,7 @@ import sys
 import numpy as np
 import torch
 
+from budgetnet.errors import BudgetnetError
 from budgetnet.hardware import cpu_flags, cpu_kind, cpu_model
 from budgetnet.presets import resolve_spec
 from budgetnet.train.batches import ImageSet, Normalizer
@@ -66,6 +67,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="rounds of both sides, alternating")
     parser.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)  # set for the fresh interpreters
     args = parser.parse_args()
+    try:  # in this process, so that a bad name is one line here rather than a traceback from a fresh one
+        resolve_spec(args.arch)
+        get_recipe(args.recipe)
+    except BudgetnetError as e:
+        print(f"heap_speed: error: {e}", file=sys.stderr)
+        raise SystemExit(2) from None
     common = ["--arch", args.arch, "--recipe", args.recipe, "--precision", args.precision, "--steps", str(args.steps)]
     if args.side:
         if args.side == "kept" and not keep_freed_memory():

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from budgetnet.cli.recipe_flags import add_recipe_flags, flag_name
+from budgetnet.errors import BudgetnetError
 from budgetnet.hardware import cpu_flags, cpu_kind, cpu_model
 from budgetnet.model import build_model
 from budgetnet.presets import resolve_spec
@@ -84,11 +85,14 @@ def main() -> None:
     args = parser.parse_args()
     precision, _, why = choose_precision(args.precision, torch.device("cpu"))
     keep_freed_memory()
-    named = get_recipe(args.recipe)  # its first epoch is timed: at its low-res size if it has low-res epochs
+    try:
+        named = get_recipe(args.recipe)  # its first epoch is timed: at its low-res size if it has low-res epochs
+        _, spec = resolve_spec(args.arch)
+    except BudgetnetError as e:
+        fail(str(e))
     base = named.replace(precision=precision, epochs=2, low_res_epochs=min(named.low_res_epochs, 1), ghost_batch=0,
                          lookahead=0, ema_decay=0.0)
     variants = {"recipe": base, **{text: parse_variant(text, base) for text in args.variant}}
-    _, spec = resolve_spec(args.arch)
     rng = np.random.default_rng(0)
     n = base.batch_size * args.steps
     data = ImageSet(rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8), rng.integers(0, 10, n).astype(np.int64))

@@ -110,3 +110,11 @@ def test_recipe_speed_refuses_a_bad_variant_in_one_line(tmp_path):
         result = _run(tmp_path, str(BENCHMARKS / "recipe_speed.py"), "--variant", variant)
         assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
         assert variant.split("=")[0] in result.stderr and "Traceback" not in result.stderr
+
+
+def test_recipe_and_heap_speed_refuse_an_unknown_name_in_one_line(tmp_path):
+    for script in ("recipe_speed.py", "heap_speed.py"):
+        for flag in ("--arch", "--recipe"):
+            result = _run(tmp_path, str(BENCHMARKS / script), flag, "no-such-name")
+            assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+            assert "no-such-name" in result.stderr and "Traceback" not in result.stderr
