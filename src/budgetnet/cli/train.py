@@ -121,9 +121,9 @@ def cpu_small_instead(recipe: str, arch_given: bool, precision: str, device: str
     if native_bf16(cpu_flags() if flags is None else flags):
         return None
     return ("this CPU has no native bf16, so --recipe cpu trains the cpu-small recipe and its 2.1M-parameter "
-            "network: about 100-107 minutes on 2 AVX2-only cores (estimated), where resnet-cpu would train in fp32 for "
-            "about 6 hours (estimated from a measured 38 images/s); --arch resnet-cpu trains that anyway "
-            "(docs/results.md)")
+            "network: 72-73 minutes on a measured 2-core AVX2-only machine (slower hosts take longer), where resnet-cpu "
+            "would train in fp32 for about 6 hours (estimated from a measured 38 images/s); --arch resnet-cpu trains "
+            "that anyway (docs/results.md)")
 
 
 def default_run_dir(arch: str, seed: int) -> Path:
