@@ -22,14 +22,13 @@ from budgetnet.data.augment import online_augmentation
 from budgetnet.hardware import cpu_flags, cpu_kind, cpu_model
 from budgetnet.model import build_model
 from budgetnet.presets import resolve_spec
-from budgetnet.train.batches import ImageSet, Normalizer
+from budgetnet.train.batches import ImageSet
 from budgetnet.train.heap import keep_freed_memory
 from budgetnet.train.loop import Setup, Trainee, train_one_epoch
 from budgetnet.train.optimizer import build_optimizer
 from budgetnet.train.precision import choose_precision
 from budgetnet.train.recipe import get_recipe
-
-MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)  # fixed here: speed does not depend on them
+from synthetic import cifar_normalizer, random_images
 
 
 def images_per_second(model: torch.nn.Module, compiled: bool, images: np.ndarray, labels: np.ndarray,
@@ -43,7 +42,7 @@ def images_per_second(model: torch.nn.Module, compiled: bool, images: np.ndarray
     rates = []
     for part, count in enumerate((warmup, steps)):
         rows = np.arange(batch * count) + (batch * warmup if part else 0)
-        setup = Setup(recipe, ImageSet(images, labels, rows=rows), Normalizer(MEAN, STD), torch.device("cpu"),
+        setup = Setup(recipe, ImageSet(images, labels, rows=rows), cifar_normalizer(), torch.device("cpu"),
                       augment=online_augmentation("shift"))
         start = time.perf_counter()
         done = train_one_epoch(trainee, setup, part, show_bar=False)
@@ -63,10 +62,7 @@ def main() -> None:
     precision, _, why = choose_precision(args.precision, torch.device("cpu"))
     keep_freed_memory()
     _, spec = resolve_spec(args.arch)
-    rng = np.random.default_rng(0)
-    n = args.batch * (args.steps + args.warmup)
-    images = rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8)
-    labels = rng.integers(0, 10, n).astype(np.int64)
+    images, labels = random_images(args.batch * (args.steps + args.warmup))
     torch.manual_seed(0)
     initial = build_model(spec)
     results = {name: images_per_second(copy.deepcopy(initial), name == "compiled", images, labels, args.batch,

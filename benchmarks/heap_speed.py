@@ -24,15 +24,15 @@ import torch
 from budgetnet.errors import BudgetnetError
 from budgetnet.hardware import cpu_flags, cpu_kind, cpu_model
 from budgetnet.presets import resolve_spec
-from budgetnet.train.batches import ImageSet, Normalizer
+from budgetnet.train.batches import ImageSet
 from budgetnet.train.distributed import SINGLE
 from budgetnet.train.heap import keep_freed_memory
 from budgetnet.train.loop import Setup, train_one_epoch
 from budgetnet.train.precision import choose_precision
 from budgetnet.train.recipe import get_recipe
 from budgetnet.train.session import batch_augmentation, build_trainee
+from synthetic import cifar_normalizer, random_images
 
-MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)  # fixed here: speed does not depend on them
 SIDES = ("defaults", "kept")
 
 
@@ -40,10 +40,8 @@ def epoch_speeds(arch: str, recipe_name: str, precision: str, steps: int) -> dic
     """Training images/s of this process in a low-res epoch (if the recipe has one) and a full-size one."""
     _, spec = resolve_spec(arch)
     recipe = get_recipe(recipe_name).replace(precision=choose_precision(precision, torch.device("cpu"))[0])
-    rng = np.random.default_rng(0)
     batch = recipe.batch_size
-    images = rng.integers(0, 256, (batch * (steps + 1), 3, 32, 32), dtype=np.uint8)
-    labels = rng.integers(0, 10, len(images)).astype(np.int64)
+    images, labels = random_images(batch * (steps + 1))
     epochs = {"full": recipe.epochs - 1}
     if recipe.low_res_epochs:
         epochs = {f"{recipe.low_res_size} px": 0, **epochs}
@@ -51,7 +49,7 @@ def epoch_speeds(arch: str, recipe_name: str, precision: str, steps: int) -> dic
     for name, epoch in epochs.items():
         trainee = build_trainee(spec, recipe, torch.device("cpu"), SINGLE, None)
         for rows in (np.arange(batch), np.arange(batch, len(images))):  # one untimed step, then the timed ones
-            setup = Setup(recipe, ImageSet(images, labels, rows=rows), Normalizer(MEAN, STD), torch.device("cpu"),
+            setup = Setup(recipe, ImageSet(images, labels, rows=rows), cifar_normalizer(), torch.device("cpu"),
                           augment=batch_augmentation(recipe))
             done = train_one_epoch(trainee, setup, epoch, show_bar=False)
         speeds[name] = done.seen / done.seconds

@@ -32,8 +32,8 @@ from budgetnet.hardware import environment
 from budgetnet.model import build_model
 from budgetnet.presets import resolve_spec
 from budgetnet.runrecord import Checkpoint, DataInfo
+from synthetic import MEAN, STD, random_images
 
-MEAN, STD = [0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616]  # CIFAR-10 train statistics, 0-1 units
 BATCHES = (1, 256)
 
 
@@ -45,7 +45,7 @@ def model_state(arch: str, run: str | None) -> Checkpoint:
     name, spec = resolve_spec(arch)
     classes = tuple(f"class{i}" for i in range(spec.num_classes))
     return Checkpoint(spec, build_model(spec).state_dict(), arch=name,
-                      data=DataInfo(classes, tuple(MEAN), tuple(STD), source={}))
+                      data=DataInfo(classes, MEAN, STD, source={}))
 
 
 def images(data: str | None) -> tuple[np.ndarray, np.ndarray, str]:
@@ -55,8 +55,7 @@ def images(data: str | None) -> tuple[np.ndarray, np.ndarray, str]:
 
         d = load_cifar(data)
         return calibration_sample(d.train_images, 256), d.test_images[:256], f"CIFAR-10 from {data}"
-    rng = np.random.default_rng(0)
-    x = rng.integers(0, 256, size=(512, 3, 32, 32), dtype=np.uint8)
+    x, _ = random_images(512)
     return x[:256], x[256:], "random uint8 images"
 
 

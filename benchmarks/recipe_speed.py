@@ -26,15 +26,14 @@ from budgetnet.errors import BudgetnetError
 from budgetnet.hardware import cpu_flags, cpu_kind, cpu_model
 from budgetnet.model import build_model
 from budgetnet.presets import resolve_spec
-from budgetnet.train.batches import ImageSet, Normalizer
+from budgetnet.train.batches import ImageSet
 from budgetnet.train.heap import keep_freed_memory
 from budgetnet.train.loop import Setup, Trainee, train_one_epoch
 from budgetnet.train.optimizer import build_optimizer
 from budgetnet.train.precision import choose_precision
 from budgetnet.train.recipe import Recipe, RecipeError, flag_fields, get_recipe
 from budgetnet.train.session import batch_augmentation
-
-MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)  # fixed here: speed does not depend on them
+from synthetic import cifar_normalizer, random_images
 
 
 def fail(message: str) -> typing.NoReturn:
@@ -69,7 +68,7 @@ def train_speed(spec, recipe: Recipe, initial: dict, data: ImageSet) -> float:
     """Training images/s of the first epoch over `data`, from the weights `initial`."""
     model = build_model(spec).to(memory_format=torch.channels_last)
     model.load_state_dict(initial)
-    setup = Setup(recipe, data, Normalizer(MEAN, STD), torch.device("cpu"), augment=batch_augmentation(recipe))
+    setup = Setup(recipe, data, cifar_normalizer(), torch.device("cpu"), augment=batch_augmentation(recipe))
     done = train_one_epoch(Trainee(model, model, build_optimizer(model, recipe)), setup, 0, show_bar=False)
     return done.seen / done.seconds
 
@@ -93,9 +92,7 @@ def main() -> None:
     base = named.replace(precision=precision, epochs=2, low_res_epochs=min(named.low_res_epochs, 1), ghost_batch=0,
                          lookahead=0, ema_decay=0.0)
     variants = {"recipe": base, **{text: parse_variant(text, base) for text in args.variant}}
-    rng = np.random.default_rng(0)
-    n = base.batch_size * args.steps
-    data = ImageSet(rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8), rng.integers(0, 10, n).astype(np.int64))
+    data = ImageSet(*random_images(base.batch_size * args.steps))
     torch.manual_seed(0)
     initial = build_model(spec).state_dict()
     one_batch = ImageSet(data.images, data.labels, rows=np.arange(base.batch_size))

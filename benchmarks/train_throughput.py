@@ -31,14 +31,13 @@ from budgetnet.data.augment import online_augment
 from budgetnet.hardware import cpu_flags, cpu_kind, cpu_model
 from budgetnet.model import build_model
 from budgetnet.presets import resolve_spec
-from budgetnet.train.batches import ImageSet, Normalizer
+from budgetnet.train.batches import ImageSet
 from budgetnet.train.evaluation import evaluate
 from budgetnet.train.heap import keep_freed_memory
 from budgetnet.train.loop import Setup, Trainee, train_one_epoch
 from budgetnet.train.precision import choose_precision
 from budgetnet.train.recipe import Recipe
-
-MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)  # fixed here: speed does not depend on them
+from synthetic import MEAN, STD, cifar_normalizer, random_images
 
 
 class PerImageDataset(torch.utils.data.Dataset):
@@ -100,7 +99,7 @@ def budgetnet_train(model: torch.nn.Module, images: np.ndarray, labels: np.ndarr
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=1e-4)
     recipe = Recipe(batch_size=batch, lr=0.01, epochs=1, augment="online", precision=precision)
     data = ImageSet(images, labels, rows=np.arange(batch * steps))
-    setup = Setup(recipe, data, Normalizer(MEAN, STD), device, augment=online_augment)
+    setup = Setup(recipe, data, cifar_normalizer(), device, augment=online_augment)
     done = train_one_epoch(Trainee(model, model, optimizer), setup, 0, show_bar=False)
     return done.seen / done.seconds
 
@@ -109,17 +108,14 @@ def budgetnet_eval(model: torch.nn.Module, images: np.ndarray, labels: np.ndarra
     """Images/s of budgetnet's evaluate."""
     model = model.to(memory_format=torch.channels_last)
     start = time.perf_counter()
-    evaluate(model, ImageSet(images, labels), Normalizer(MEAN, STD), torch.device("cpu"), precision, batch_size=batch)
+    evaluate(model, ImageSet(images, labels), cifar_normalizer(), torch.device("cpu"), precision, batch_size=batch)
     return len(labels) / (time.perf_counter() - start)
 
 
 def inputs(arch: str, batch: int, steps: int, warmup: int) -> tuple[torch.nn.Module, np.ndarray, np.ndarray]:
     """The initial model and the random images and labels for one batch size; the same on every call."""
     _, spec = resolve_spec(arch)
-    rng = np.random.default_rng(0)
-    n = batch * (steps + warmup)
-    images = rng.integers(0, 256, (n, 3, 32, 32), dtype=np.uint8)
-    labels = rng.integers(0, 10, n).astype(np.int64)
+    images, labels = random_images(batch * (steps + warmup))
     torch.manual_seed(0)
     return build_model(spec), images, labels
 
