@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -96,13 +97,18 @@ def test_recipe_speed_compares_variants_with_the_named_recipe(tmp_path):
 
 def test_heap_speed_compares_both_sides_in_each_epoch_kind(tmp_path):
     TINY_SPEC.save(tmp_path / "tiny.json")
-    result = _run(tmp_path, str(BENCHMARKS / "heap_speed.py"), "--arch", "tiny.json", "--steps", "1", "--rounds", "1")
+    result = _run(tmp_path, str(BENCHMARKS / "heap_speed.py"), "--arch", "tiny.json", "--steps", "1", "--rounds", "1",
+                  "--eval-images", "64")
     assert result.returncode == 0, result.stderr
-    lines = result.stdout.splitlines()
-    rows = [line.split() for line in lines if "defaults" in line and line.endswith("x")]
-    assert [row[0] for row in rows] == ["24", "full:"]  # cpu-small's low-res epochs, then a full-size one
-    assert all(float(row[-4]) > 0 and float(row[-2]) > 0 for row in rows)
-    assert lines[-1].startswith("peak resident memory: defaults") and lines[-1].endswith(" MB")
+    row = r"^ *(.+): defaults +([\d.]+) \( *(\d+) MB\)  kept +([\d.]+) \( *(\d+) MB\)  ([\d.]+)x$"
+    rows = re.findall(row, result.stdout, re.MULTILINE)
+    # cpu-small's low-res epochs, then a full-size one, then that one again after a test pass
+    assert [r[0] for r in rows] == ["24 px", "full", "full, after a test pass"]
+    assert all(float(r[1]) > 0 and float(r[3]) > 0 for r in rows)
+    test_pass = re.search(r"^test pass over 64 images: defaults ([\d.]+) s, kept ([\d.]+) s$", result.stdout, re.M)
+    assert test_pass  # seconds, which a 64-image pass of a tiny network may round to 0.00
+    last = result.stdout.splitlines()[-1]
+    assert last.startswith("peak resident memory: defaults") and last.endswith(" MB")
 
 
 def test_recipe_speed_refuses_a_bad_variant_in_one_line(tmp_path):
