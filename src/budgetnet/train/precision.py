@@ -25,7 +25,7 @@ def choose_precision(requested: str, device: torch.device, flags: frozenset[str]
     warning = None
     if requested == "bf16" and not native:
         warning = f"bf16 was asked for, but {where}: bf16 runs several times slower than fp32 here"
-    return requested, warning, f"asked for ({where})"
+    return requested, warning, f"asked for; {where}"
 
 
 def autocast(device: torch.device, precision: str) -> torch.autocast:
