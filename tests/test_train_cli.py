@@ -18,7 +18,8 @@ from budgetnet.presets import PRESETS, Preset
 from budgetnet.train.recipe import RECIPES
 from train_fixtures import TINY_SPEC, write_binary_cifar
 
-METRIC_KEYS = {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds", "images_per_s"}
+METRIC_KEYS = {"epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds", "train_seconds",
+               "images_per_s"}
 
 
 @pytest.fixture()
@@ -50,6 +51,8 @@ def test_train_eval_plot_end_to_end(env, capsys) -> None:
     assert state.epoch == 2 and state.recipe.epochs == 2
     out = capsys.readouterr().out
     assert "final test accuracy" in out and "scaled down" in out
+    epoch_lines = [line for line in out.splitlines() if line.startswith("epoch ")]
+    assert len(epoch_lines) == 2 and " left" in epoch_lines[0] and " left" not in epoch_lines[1]
 
     assert main(["eval", str(run), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)

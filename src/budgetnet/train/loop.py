@@ -271,7 +271,8 @@ def view_metrics(split: str, result: EvalResult) -> dict[str, float]:
 def epoch_metrics(
     progress: EpochProgress, lr: float, test: EvalResult | None, val: EvalResult | None, seconds: float
 ) -> dict[str, Any]:
-    """One `metrics.jsonl` line: 1-based epoch, train/test (and val) loss and accuracy, lr, time, speed."""
+    """One `metrics.jsonl` line: 1-based epoch, train/test (and val) loss and accuracy, lr, time (in all and
+    training alone), speed."""
     metrics: dict[str, Any] = {
         "epoch": progress.epoch + 1,
         "train_loss": progress.loss_sum / max(progress.seen, 1),
@@ -280,7 +281,8 @@ def epoch_metrics(
     for split, result in (("test", test), ("val", val)):
         if result is not None:
             metrics.update(view_metrics(split, result))
-    metrics.update(lr=lr, seconds=seconds, images_per_s=progress.seen / max(progress.seconds, 1e-9),
+    metrics.update(lr=lr, seconds=seconds, train_seconds=progress.seconds,
+                   images_per_s=progress.seen / max(progress.seconds, 1e-9),
                    steps=progress.step)  # optimiser steps this epoch, on each rank
     return metrics
 

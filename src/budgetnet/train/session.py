@@ -19,6 +19,7 @@ from budgetnet.rundir import RunDir
 from budgetnet.spec import ResNetSpec
 from budgetnet.train.distributed import SINGLE, Distributed, barrier, device_for, from_environment, init_process_group
 from budgetnet.train.ema import Lookahead, WeightEMA
+from budgetnet.train.eta import seconds_left, time_left_text
 from budgetnet.train.loop import EpochProgress, FitHooks, Interrupted, Setup, StopRequest, Trainee, fit
 from budgetnet.train.precision import choose_precision
 from budgetnet.train.prepare import PreparedData, check_fits, check_low_res, prepare_data
@@ -95,11 +96,11 @@ def _checkpoint_state(arch: str, spec: ResNetSpec, recipe: Recipe, info: dict, t
     }
 
 
-def _epoch_line(m: dict[str, Any], epochs: int) -> str:
+def _epoch_line(m: dict[str, Any], epochs: int, left: str = "") -> str:
     test = f" test_loss {m['test_loss']:.4f} test_acc {m['test_acc']:.4f}" if "test_acc" in m else ""
     val = f" val_acc {m['val_acc']:.4f}" if "val_acc" in m else ""
     return (f"epoch {m['epoch']}/{epochs} train_loss {m['train_loss']:.4f} train_acc {m['train_acc']:.4f}"
-            f"{test}{val} lr {m['lr']:.4g} {m['images_per_s']:.0f} img/s {m['seconds']:.1f}s")
+            f"{test}{val} lr {m['lr']:.4g} {m['images_per_s']:.0f} img/s {m['seconds']:.1f}s{left}")
 
 
 WHITENING_IMAGES = 5_000  # training images whose patches set a whitening stem (airbench uses 5,000 too)
@@ -158,6 +159,8 @@ def _train(run: RunDir, arch: str, spec: ResNetSpec, recipe: Recipe, prepared: P
         if dist.is_main:  # one writer: rank 0 holds the same weights as every other rank
             run.save(_checkpoint_state(arch, spec, recipe, prepared.info, trainee, epoch, partial, dist.world_size))
 
+    history = run.read_metrics() if dist.is_main else []  # a resumed run's earlier epochs, for the time left
+
     def on_epoch_end(metrics: dict[str, Any]) -> None:
         if dist.is_main:
             # metrics first: a crash before the checkpoint leaves an extra line that resume trims
@@ -165,7 +168,9 @@ def _train(run: RunDir, arch: str, spec: ResNetSpec, recipe: Recipe, prepared: P
             save(metrics["epoch"], None)
             if events is not None:  # after the checkpoint: a resumed run never logs an epoch twice
                 events.epoch_end(metrics)
-            print(_epoch_line(metrics, recipe.epochs), flush=True)
+            history.append(metrics)
+            left = seconds_left(history, recipe, prepared.train.images.shape[-1])
+            print(_epoch_line(metrics, recipe.epochs, time_left_text(left)), flush=True)
 
     def on_interrupt(e: Interrupted) -> None:
         save(e.epoch, e.progress)
