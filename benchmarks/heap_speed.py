@@ -130,5 +130,6 @@ def main() -> None:
           f"kept {test_pass['kept']:.2f} s")
     print(f"peak resident memory: defaults {peak_mb['defaults']:.0f} MB, kept {peak_mb['kept']:.0f} MB")
 
+
 if __name__ == "__main__":
     main()

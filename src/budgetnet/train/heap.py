@@ -6,7 +6,8 @@ channels x 32 x 32 in fp32 is 134 MB), so every step faults their pages back in 
 again. With mmap and heap trimming turned off, freed blocks stay in the heap and the next step reuses them:
 benchmarks/heap_speed.py trained resnet-cpu 9-17% faster in bf16 and resnet-cpu-small 8-46% faster in fp32
 over a few steps, after a test pass too, and whole cpu-small runs 4-10% faster per epoch; a whole bf16 run of
-the cpu recipe, on a slower host, was not faster than the earlier ones (docs/benchmarks.md). It costs 3-6% more peak memory; the process only gives its memory back when it exits.
+the cpu recipe, on a slower host, was not faster than the earlier ones (docs/benchmarks.md). It costs 3-6% more
+peak memory; the process only gives its memory back when it exits.
 """
 
 from __future__ import annotations
