@@ -40,3 +40,8 @@ def test_the_text_is_empty_at_the_end_and_before_the_start() -> None:
     assert time_left_text(None) == "" and time_left_text(0.0) == ""
     assert time_left_text(42.4) == ", about 42 s left"
     assert time_left_text(30 * 60 + 20) == ", about 30 min left"
+
+
+def test_a_recipe_tests_after_every_eval_every_th_epoch_and_the_last() -> None:
+    assert [e for e in range(1, 5) if LOW_RES.tests_after(e)] == [2, 4]
+    assert [e for e in range(1, 6) if LOW_RES.replace(epochs=5).tests_after(e)] == [2, 4, 5]

@@ -14,11 +14,6 @@ from typing import Any
 from budgetnet.train.recipe import Recipe
 
 
-def _is_measured(epoch: int, recipe: Recipe) -> bool:
-    """Whether 1-based `epoch` ends with a test pass."""
-    return epoch % recipe.eval_every == 0 or epoch == recipe.epochs
-
-
 def seconds_left(history: Sequence[dict[str, Any]], recipe: Recipe, image_size: int) -> float | None:
     """Expected seconds from the end of `history`'s last epoch to the run's end; None before any epoch.
 
@@ -32,13 +27,13 @@ def seconds_left(history: Sequence[dict[str, Any]], recipe: Recipe, image_size: 
         epoch_seconds = line["seconds"]
         trained = line.get("train_seconds", epoch_seconds)
         train[line["epoch"] <= recipe.low_res_epochs] = trained
-        if "train_seconds" in line and _is_measured(line["epoch"], recipe):
+        if "train_seconds" in line and recipe.tests_after(line["epoch"]):
             test_pass = max(epoch_seconds - trained, 0.0)
     if False not in train:  # only low-res epochs so far
         train[False] = train[True] * (image_size / recipe.low_res_size) ** 2
     left = 0.0
     for epoch in range(history[-1]["epoch"] + 1, recipe.epochs + 1):
-        left += train[epoch <= recipe.low_res_epochs] + (test_pass if _is_measured(epoch, recipe) else 0.0)
+        left += train[epoch <= recipe.low_res_epochs] + (test_pass if recipe.tests_after(epoch) else 0.0)
     return left
 
 

@@ -317,7 +317,7 @@ def fit(trainee: Trainee, setup: Setup, test: ImageSet | None, val: ImageSet | N
             raise
         progress = None
         lr = trainee.optimizer.param_groups[0]["lr"]
-        measured = (epoch + 1) % recipe.eval_every == 0 or epoch + 1 == recipe.epochs
+        measured = recipe.tests_after(epoch + 1)
         test_result = val_result = None
         if measured and test is not None:
             test_result = evaluate(trainee.evaluated, test, setup.normalizer, device, recipe.precision, recipe.tta,

@@ -150,6 +150,10 @@ class Recipe:
             given["tta_shift"] = 0
         return dataclasses.replace(self, **given)
 
+    def tests_after(self, epoch: int) -> bool:
+        """Whether 1-based `epoch` ends with a test (and validation) pass: every `eval_every`-th and the last."""
+        return epoch % self.eval_every == 0 or epoch == self.epochs
+
     def with_epochs(self, epochs: int) -> Recipe:
         """This recipe over `epochs`, its schedule compressed or stretched along: milestones, warm-up and
         low-res epochs move proportionally (the paper's 15/50 of the way stays 15/50 of the way)."""
