@@ -25,6 +25,7 @@ import time
 import numpy as np
 import torch
 
+from budgetnet.cli.argtypes import positive_int
 from budgetnet.errors import BudgetnetError
 from budgetnet.hardware import cpu_flags, cpu_kind, cpu_model
 from budgetnet.presets import resolve_spec
@@ -85,7 +86,7 @@ def main() -> None:
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
     parser.add_argument("--steps", type=int, default=5, help="timed training steps per epoch and round")
     parser.add_argument("--rounds", type=int, default=2, help="rounds of both sides, alternating")
-    parser.add_argument("--eval-images", type=int, default=2048, help="random images in the test pass")
+    parser.add_argument("--eval-images", type=positive_int, default=2048, help="random images in the test pass")
     parser.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)  # set for the fresh interpreters
     args = parser.parse_args()
     try:  # in this process, so that a bad name is one line here rather than a traceback from a fresh one
