@@ -84,8 +84,8 @@ def main() -> None:
     parser.add_argument("--arch", default="resnet-cpu-small")
     parser.add_argument("--recipe", default="cpu-small")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto")
-    parser.add_argument("--steps", type=int, default=5, help="timed training steps per epoch and round")
-    parser.add_argument("--rounds", type=int, default=2, help="rounds of both sides, alternating")
+    parser.add_argument("--steps", type=positive_int, default=5, help="timed training steps per epoch and round")
+    parser.add_argument("--rounds", type=positive_int, default=2, help="rounds of both sides, alternating")
     parser.add_argument("--eval-images", type=positive_int, default=2048, help="random images in the test pass")
     parser.add_argument("--side", choices=SIDES, help=argparse.SUPPRESS)  # set for the fresh interpreters
     args = parser.parse_args()

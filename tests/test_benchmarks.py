@@ -111,10 +111,11 @@ def test_heap_speed_compares_both_sides_in_each_epoch_kind(tmp_path):
     assert last.startswith("peak resident memory: defaults") and last.endswith(" MB")
 
 
-def test_heap_speed_refuses_an_empty_test_pass_in_one_line(tmp_path):
-    result = _run(tmp_path, str(BENCHMARKS / "heap_speed.py"), "--eval-images", "0")
-    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
-    assert result.stderr.splitlines()[-1].endswith("argument --eval-images: expected a positive integer, got '0'")
+def test_heap_speed_refuses_zero_steps_rounds_or_test_images_in_one_line(tmp_path):
+    for flag in ("--steps", "--rounds", "--eval-images"):
+        result = _run(tmp_path, str(BENCHMARKS / "heap_speed.py"), flag, "0")
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert result.stderr.splitlines()[-1].endswith(f"argument {flag}: expected a positive integer, got '0'")
 
 
 def test_recipe_speed_refuses_a_bad_variant_in_one_line(tmp_path):
